@@ -1,0 +1,411 @@
+"""ShapesWorld: a procedural world of coloured shapes with exact ground-truth boxes.
+
+It stands in for the web images CLIP was trained on and for Open Images / HICO-DET when no real
+weights or data can be downloaded. Every image is a pure function of a seed, so datasets, grids and
+benchmarks are reproducible bit for bit.
+
+- Objects: 8 shapes x 8 colours = 64 classes ("red star"), filled or outlined, rotated, at many sizes,
+  over varied backgrounds (flat, gradient, noise, stripes) with grey clutter.
+- Interactions (the analogue of HICO-DET's human-object pairs): a *subject* and an *object* shape in one of
+  six spatial relations; the action region is the union of the two boxes.
+- A seen/unseen split of classes and relations, used only to train the supervised baselines (the tiny CLIPs
+  see every concept, as CLIP did in pre-training).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+Box = tuple[float, float, float, float]
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond", "heart", "crescent")
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 35, 35),
+    "orange": (245, 135, 20),
+    "yellow": (240, 220, 40),
+    "green": (40, 165, 50),
+    "cyan": (40, 200, 215),
+    "blue": (35, 65, 215),
+    "purple": (135, 45, 185),
+    "pink": (245, 125, 195),
+}
+# Relation name -> how a caption says it ("a red star <phrase> a blue square").
+RELATIONS: dict[str, str] = {
+    "above": "above",
+    "on top of": "on top of",
+    "next to": "next to",
+    "touching": "touching",
+    "inside": "inside",
+    "overlapping": "overlapping",
+}
+OBJECT_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "{}", "a {}", "a picture of a {}", "a drawing of a {}")
+SUPERSAMPLE = 2  # draw at 2x and downsample, so edges are anti-aliased like real photos
+
+
+def with_article(phrase: str) -> str:
+    """ "orange star" -> "an orange star": captions should read like real ones."""
+    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
+
+
+def object_caption(label: str, template: str = "a photo of a {}") -> str:
+    """Fill an object template, fixing the article ("a photo of an orange star")."""
+    if "a {}" in template:
+        return template.replace("a {}", "{}").format(with_article(label))
+    return template.format(label)
+
+
+def class_names() -> list[str]:
+    """All 64 object classes, "<colour> <shape>", colour-major order."""
+    return [f"{c} {s}" for c in COLOURS for s in SHAPES]
+
+
+def seen_classes() -> frozenset[str]:
+    """Half of the classes, chosen so every shape and every colour occurs in both halves.
+
+    A checkerboard over (colour index, shape index): the baselines never see e.g. "red star", but they do see
+    red things and stars, as an ImageNet classifier has seen related but not identical concepts.
+    """
+    return frozenset(
+        f"{c} {s}" for i, c in enumerate(COLOURS) for j, s in enumerate(SHAPES) if (i + j) % 2 == 0
+    )
+
+
+def seen_relations() -> frozenset[str]:
+    """Half of the relations, seen by the supervised relation baselines."""
+    return frozenset({"above", "next to", "inside"})
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    """One drawn shape with its exact pixel box (x1, y1, x2, y2), x2/y2 exclusive."""
+
+    shape: str
+    colour: str
+    filled: bool
+    box: Box
+
+    @property
+    def label(self) -> str:
+        return f"{self.colour} {self.shape}"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """`objects[subject] <name> objects[object]` holds in the scene."""
+
+    name: str
+    subject: int
+    object: int
+
+
+@dataclass
+class Scene:
+    """A rendered image and its ground truth."""
+
+    image: Image.Image
+    objects: list[ShapeObject]
+    relation: Relation | None = None
+    clutter: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def relation_caption(self, style: str = "full") -> str:
+        """Caption for the scene's relation: "full", "shapes" (no colours) or "verb" (relation alone)."""
+        if self.relation is None:
+            raise ValueError("this scene has no relation; use an interaction scene")
+        s, o = self.objects[self.relation.subject], self.objects[self.relation.object]
+        phrase = RELATIONS[self.relation.name]
+        if style == "full":
+            return f"{with_article(s.label)} {phrase} {with_article(o.label)}"
+        if style == "shapes":
+            return f"{with_article(s.shape)} {phrase} {with_article(o.shape)}"
+        if style == "verb":
+            return phrase
+        raise ValueError(f"unknown caption style {style!r}; use 'full', 'shapes' or 'verb'")
+
+
+def scene_rng(seed: int, index: int, stream: str) -> np.random.Generator:
+    """Independent generator for item `index` of a named stream: item i never depends on how many came before."""
+    return np.random.default_rng([seed, index, sum(ord(c) * 31**k for k, c in enumerate(stream)) % 2**32])
+
+
+# ---------------------------------------------------------------------------------------------- drawing
+
+
+def _unit_outline(shape: str) -> np.ndarray:
+    """Polygon of a shape in the unit square centred on 0 (coordinates in [-0.5, 0.5])."""
+    if shape == "circle":
+        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        pts = np.stack([np.cos(t), np.sin(t)], 1) * 0.5
+    elif shape == "square":
+        pts = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.5
+    elif shape == "triangle":
+        pts = np.array([[0, -1], [1, 0.732], [-1, 0.732]]) * 0.5
+    elif shape == "star":
+        t = np.arange(10) * np.pi / 5 - np.pi / 2
+        r = np.where(np.arange(10) % 2 == 0, 0.5, 0.2)
+        pts = np.stack([r * np.cos(t), r * np.sin(t)], 1)
+    elif shape == "cross":
+        a, b = 0.5, 0.17
+        pts = np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a], [-b, b],
+                        [-a, b], [-a, -b], [-b, -b]])  # fmt: skip
+    elif shape == "diamond":
+        pts = np.array([[0, -0.5], [0.33, 0], [0, 0.5], [-0.33, 0]])
+    elif shape == "heart":
+        t = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+        x = 16 * np.sin(t) ** 3
+        y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+        pts = np.stack([x / 34, (y + 2.5) / 34], 1)
+    elif shape == "crescent":
+        t1 = np.linspace(-0.75 * np.pi, 0.75 * np.pi, 30)
+        outer = np.stack([np.cos(t1), np.sin(t1)], 1) * 0.5
+        t2 = np.linspace(0.62 * np.pi, -0.62 * np.pi, 30)
+        inner = np.stack([np.cos(t2) * 0.38 + 0.2, np.sin(t2) * 0.45], 1)
+        pts = np.concatenate([outer, inner])
+    else:
+        raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+    return pts.astype(np.float64)
+
+
+def shape_polygon(shape: str, centre: tuple[float, float], size: float, angle: float) -> np.ndarray:
+    """Vertices of `shape` rotated by `angle` (radians), scaled so its larger side is `size` pixels."""
+    pts = _unit_outline(shape)
+    c, s = math.cos(angle), math.sin(angle)
+    pts = pts @ np.array([[c, s], [-s, c]])
+    extent = (pts.max(0) - pts.min(0)).max()
+    pts = pts / extent * size
+    pts = pts - (pts.max(0) + pts.min(0)) / 2  # centre the tight box, not the unit square
+    return pts + np.asarray(centre)
+
+
+def _jitter_colour(rgb: tuple[int, int, int], rng: np.random.Generator, amount: int = 18) -> tuple[int, ...]:
+    return tuple(int(np.clip(v + rng.integers(-amount, amount + 1), 0, 255)) for v in rgb)
+
+
+def _background(size: int, rng: np.random.Generator) -> Image.Image:
+    """A low-saturation background so that colour names stay unambiguous."""
+    kind = rng.choice(["flat", "gradient", "noise", "stripes"])
+    base = rng.uniform(60, 200)
+    tint = rng.uniform(-18, 18, size=3)
+    col = np.clip(base + tint, 0, 255)
+    if kind == "flat":
+        arr = np.broadcast_to(col, (size, size, 3)).copy()
+    elif kind == "gradient":
+        col2 = np.clip(rng.uniform(60, 200) + rng.uniform(-18, 18, size=3), 0, 255)
+        t = np.linspace(0, 1, size)[:, None, None]
+        arr = col * (1 - t) + col2 * t
+        arr = np.broadcast_to(arr, (size, size, 3)) if rng.random() < 0.5 else arr.transpose(1, 0, 2)
+        arr = np.broadcast_to(arr, (size, size, 3)).copy()
+    elif kind == "noise":
+        small = rng.normal(0, rng.uniform(8, 25), size=(size // 8 + 1, size // 8 + 1, 1))
+        noise = np.asarray(Image.fromarray(small[..., 0].astype(np.float32)).resize((size, size), Image.BILINEAR))
+        arr = col + noise[..., None] + rng.normal(0, 4, size=(size, size, 1))
+    else:
+        period = rng.integers(6, 20)
+        phase = (np.arange(size) // period) % 2
+        stripe = (phase * rng.uniform(10, 30))[:, None, None]
+        arr = col + (stripe if rng.random() < 0.5 else stripe.transpose(1, 0, 2))
+        arr = np.broadcast_to(arr, (size, size, 3)).copy()
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _draw_clutter(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, count: int) -> None:
+    """Grey lines and specks: structure that belongs to no class."""
+    for _ in range(count):
+        g = int(rng.uniform(30, 230))
+        col = (g, g, g)
+        x, y = rng.uniform(0, size, 2)
+        if rng.random() < 0.5:
+            dx, dy = rng.uniform(-0.2, 0.2, 2) * size
+            draw.line([(x, y), (x + dx, y + dy)], fill=col, width=int(rng.integers(1, 3) * SUPERSAMPLE))
+        else:
+            r = rng.uniform(0.005, 0.02) * size
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=col)
+
+
+def _draw_object(draw: ImageDraw.ImageDraw, obj_pts: np.ndarray, rgb: tuple, filled: bool, scale: float) -> None:
+    pts = [tuple(p) for p in (obj_pts * SUPERSAMPLE)]
+    if filled:
+        draw.polygon(pts, fill=rgb)
+    else:
+        draw.polygon(pts, outline=rgb, width=max(2, int(round(scale * 0.09 * SUPERSAMPLE))))
+
+
+def _box_of(pts: np.ndarray) -> Box:
+    lo, hi = pts.min(0), pts.max(0)
+    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+
+
+def _overlap(a: Box, b: Box, margin: float = 0.0) -> bool:
+    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
+
+
+@dataclass
+class _Placed:
+    shape: str
+    colour: str
+    filled: bool
+    pts: np.ndarray
+    size: float
+
+
+def _render(size: int, rng: np.random.Generator, placed: list[_Placed], clutter: int) -> Image.Image:
+    big = size * SUPERSAMPLE
+    img = _background(big, rng)
+    draw = ImageDraw.Draw(img)
+    _draw_clutter(draw, big, rng, clutter)
+    for p in placed:
+        _draw_object(draw, p.pts, _jitter_colour(COLOURS[p.colour], rng), p.filled, p.size)
+    img = img.resize((size, size), Image.LANCZOS)
+    if rng.random() < 0.3:  # mild blur: not every photo is sharp
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
+    return img
+
+
+def _to_objects(placed: list[_Placed], size: int) -> list[ShapeObject]:
+    out = []
+    for p in placed:
+        x1, y1, x2, y2 = _box_of(p.pts)
+        box = (max(0.0, x1), max(0.0, y1), min(float(size), x2), min(float(size), y2))
+        out.append(ShapeObject(p.shape, p.colour, p.filled, box))
+    return out
+
+
+def _random_class(rng: np.random.Generator, classes: list[str] | None) -> tuple[str, str]:
+    if classes is None:
+        return str(rng.choice(list(COLOURS))), str(rng.choice(SHAPES))
+    colour, shape = str(rng.choice(classes)).split(" ", 1)
+    return colour, shape
+
+
+# ---------------------------------------------------------------------------------------------- scenes
+
+
+def object_scene(
+    rng: np.random.Generator,
+    size: int = 128,
+    n_objects: int | tuple[int, int] = (1, 4),
+    scale: tuple[float, float] = (0.18, 0.5),
+    classes: list[str] | None = None,
+    allow_repeats: float = 0.1,
+    clutter: tuple[int, int] = (0, 6),
+) -> Scene:
+    """A scene of non-overlapping objects; `scale` is the object's larger side as a fraction of the image."""
+    lo, hi = (n_objects, n_objects) if isinstance(n_objects, int) else n_objects
+    count = int(rng.integers(lo, hi + 1))
+    placed: list[_Placed] = []
+    used: set[tuple[str, str]] = set()
+    for _ in range(count):
+        colour, shape = _random_class(rng, classes)
+        if (colour, shape) in used and rng.random() > allow_repeats:
+            for _retry in range(10):
+                colour, shape = _random_class(rng, classes)
+                if (colour, shape) not in used:
+                    break
+        for _attempt in range(30):
+            s = rng.uniform(*scale) * size
+            cx, cy = rng.uniform(s / 2, size - s / 2, 2)
+            pts = shape_polygon(shape, (cx, cy), s, rng.uniform(0, 2 * np.pi))
+            box = _box_of(pts)
+            if all(not _overlap(box, _box_of(q.pts), margin=2) for q in placed):
+                placed.append(_Placed(shape, colour, bool(rng.random() < 0.75), pts, s))
+                used.add((colour, shape))
+                break
+    n_clutter = int(rng.integers(clutter[0], clutter[1] + 1))
+    return Scene(_render(size, rng, placed, n_clutter), _to_objects(placed, size), clutter=n_clutter)
+
+
+def _relation_layout(name: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """Centres and sizes of (subject, object) realising a relation, in pixels."""
+    u = size
+    if name == "inside":
+        so = rng.uniform(0.45, 0.7) * u
+        ss = so * rng.uniform(0.25, 0.35)
+        co = rng.uniform(so / 2, u - so / 2, 2)
+        return co + rng.uniform(-0.05, 0.05, 2) * so, ss, co, so
+    ss, so = rng.uniform(0.18, 0.32, 2) * u
+    if name in ("above", "on top of"):
+        gap = rng.uniform(0.12, 0.25) * u if name == "above" else 0.0
+        h = ss + so + gap
+        cx = rng.uniform(max(ss, so) / 2, u - max(ss, so) / 2)
+        top = rng.uniform(0, u - h)
+        dx = rng.uniform(-0.1, 0.1) * u if name == "above" else 0.0
+        return np.array([cx + dx, top + ss / 2]), ss, np.array([cx, top + ss + gap + so / 2]), so
+    if name in ("next to", "touching", "overlapping"):
+        gap = {"next to": rng.uniform(0.08, 0.2) * u, "touching": 0.0, "overlapping": -0.35 * min(ss, so)}[name]
+        w = ss + so + gap
+        cy = rng.uniform(max(ss, so) / 2, u - max(ss, so) / 2)
+        left = rng.uniform(0, u - w)
+        a, b = np.array([left + ss / 2, cy]), np.array([left + ss + gap + so / 2, cy])
+        return (a, ss, b, so) if rng.random() < 0.5 else (b, ss, a, so)
+    raise ValueError(f"unknown relation {name!r}; choose from {', '.join(RELATIONS)}")
+
+
+def interaction_scene(
+    rng: np.random.Generator,
+    size: int = 128,
+    relation: str | None = None,
+    relations: list[str] | None = None,
+    distractors: tuple[int, int] = (0, 1),
+    clutter: tuple[int, int] = (0, 4),
+) -> Scene:
+    """Two shapes in a relation (subject first), plus optional distractor shapes away from the pair."""
+    name = relation or str(rng.choice(relations or list(RELATIONS)))
+    (cs, ss, co, so) = _relation_layout(name, rng, size)
+    c_s, c_o = rng.choice(list(COLOURS), 2, replace=False)
+    s_s, s_o = rng.choice(SHAPES, 2, replace=True)
+    # Touching and stacking need axis-aligned contact, so those shapes are drawn unrotated.
+    upright = name in ("on top of", "touching", "inside")
+    if name in ("on top of", "touching"):
+        s_s, s_o = rng.choice(["square", "circle", "diamond", "triangle", "heart"], 2)
+    if name == "inside":
+        s_o = rng.choice(["circle", "square", "diamond", "heart"])
+    ang = (lambda: 0.0) if upright else (lambda: rng.uniform(-0.4, 0.4))
+    subj = _Placed(str(s_s), str(c_s), True, shape_polygon(str(s_s), tuple(cs), ss, ang()), ss)
+    obj_filled = name != "inside"  # the container is an outline, so the subject stays visible
+    obj = _Placed(str(s_o), str(c_o), obj_filled, shape_polygon(str(s_o), tuple(co), so, ang()), so)
+    placed = [obj, subj] if name in ("inside", "overlapping") and rng.random() < 0.5 else [subj, obj]
+    if name == "inside":
+        placed = [obj, subj]
+    order = {id(subj): 0, id(obj): 1}
+    n_d = int(rng.integers(distractors[0], distractors[1] + 1))
+    union = _box_of(np.concatenate([subj.pts, obj.pts]))
+    extra: list[_Placed] = []
+    for _ in range(n_d):
+        for _attempt in range(30):
+            s = rng.uniform(0.12, 0.22) * size
+            cx, cy = rng.uniform(s / 2, size - s / 2, 2)
+            colour, shape = _random_class(rng, None)
+            pts = shape_polygon(shape, (cx, cy), s, rng.uniform(0, 2 * np.pi))
+            box = _box_of(pts)
+            if not _overlap(box, union, margin=0.08 * size) and all(not _overlap(box, _box_of(q.pts), 2) for q in extra):
+                extra.append(_Placed(shape, colour, True, pts, s))
+                break
+    n_clutter = int(rng.integers(clutter[0], clutter[1] + 1))
+    image = _render(size, rng, placed + extra, n_clutter)
+    ordered = sorted(placed, key=lambda p: order[id(p)]) + extra
+    return Scene(image, _to_objects(ordered, size), Relation(name, 0, 1), clutter=n_clutter)
+
+
+def mosaic(scenes: list[Scene], size: int) -> Scene:
+    """Paste four scenes into a 2x2 mosaic of side `size` (each cell size/2), remapping their boxes."""
+    if len(scenes) != 4:
+        raise ValueError(f"a mosaic needs exactly 4 scenes, got {len(scenes)}")
+    half = size // 2
+    canvas = Image.new("RGB", (half * 2, half * 2))
+    objects: list[ShapeObject] = []
+    for k, sc in enumerate(scenes):
+        ox, oy = (k % 2) * half, (k // 2) * half
+        canvas.paste(sc.image.resize((half, half), Image.BILINEAR), (ox, oy))
+        fx, fy = half / sc.size[0], half / sc.size[1]
+        for o in sc.objects:
+            b = o.box
+            objects.append(ShapeObject(o.shape, o.colour, o.filled, (ox + b[0] * fx, oy + b[1] * fy, ox + b[2] * fx, oy + b[3] * fy)))
+    return Scene(canvas, objects, meta={"mosaic": True})

@@ -1,0 +1,297 @@
+"""Train the tiny ShapesWorld CLIPs and the seen-only supervised baselines.
+
+`python -m clipcam_utils train-shapes` reproduces every shipped checkpoint under `data/models/`.
+
+The CLIPs are open_clip's own `CLIP` class (a ViT and a ModifiedResNet image tower, a causal text
+transformer), trained contrastively with a multi-positive sigmoid loss: caption j is a positive for image i
+when it describes something present in image i. That is the right target for scenes with several objects,
+where the usual softmax loss would count a second "red star" in the batch as a negative.
+
+The baselines are the same image towers with a linear classification head, trained with labels on the
+*seen* half of the classes (or relations) only, like the paper's ImageNet classifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import shapesworld as sw
+from .tokenizers import CompactTokenizer
+
+MEAN = open_clip.OPENAI_DATASET_MEAN
+STD = open_clip.OPENAI_DATASET_STD
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a checkpoint; stored inside it."""
+
+    name: str
+    tower: str  # "vit" or "resnet"
+    image_size: int = 96
+    embed_dim: int = 128
+    vit_width: int = 128
+    vit_layers: int = 4
+    vit_patch: int = 8
+    rn_width: int = 32
+    rn_layers: tuple[int, int, int, int] = (1, 1, 1, 1)
+    text_width: int = 128
+    text_layers: int = 3
+    context_length: int = 16
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    pool_size: int = 20000
+    scene_size: int = 128
+    mix: dict = field(default_factory=lambda: {"object": 0.55, "mosaic": 0.2, "interaction": 0.25})
+    seed: int = 0
+    task: str = "clip"  # "clip", "object-baseline", "relation-baseline"
+
+
+PRESETS: dict[str, TrainConfig] = {
+    "shapes-vit": TrainConfig(name="shapes-vit", tower="vit"),
+    "shapes-rn": TrainConfig(name="shapes-rn", tower="resnet", image_size=128, steps=1200),
+}
+
+
+# ---------------------------------------------------------------------------------------------- captions
+
+
+def caption_corpus() -> list[str]:
+    """Every caption the generator can produce: it defines the tiny text towers' vocabulary."""
+    out = []
+    for label in sw.class_names():
+        out += [sw.object_caption(label, t) for t in sw.OBJECT_TEMPLATES]
+    for c in sw.COLOURS:
+        out.append(f"a {c} shape")
+    for s in sw.SHAPES:
+        out.append(sw.with_article(s))
+    for rel in sw.RELATIONS.values():
+        out += [rel, f"a red star {rel} a blue circle", f"an orange star {rel} an orange circle"]
+    out += ["someone is " + r for r in sw.RELATIONS.values()]
+    return out
+
+
+def _object_caption(rng: np.random.Generator, label: str) -> tuple[str, tuple]:
+    return sw.object_caption(label, str(rng.choice(sw.OBJECT_TEMPLATES))), ("obj", label)
+
+
+def _relation_caption(rng: np.random.Generator, scene: sw.Scene) -> tuple[str, tuple]:
+    rel = scene.relation
+    assert rel is not None
+    s, o = scene.objects[rel.subject], scene.objects[rel.object]
+    style = rng.choice(["full", "full", "shapes", "verb"])
+    key = {"full": ("rel", rel.name, s.label, o.label), "shapes": ("relshape", rel.name, s.shape, o.shape),
+           "verb": ("verb", rel.name)}[str(style)]  # fmt: skip
+    return scene.relation_caption(str(style)), key
+
+
+def _concepts(scene: sw.Scene) -> set[tuple]:
+    """Everything a caption can truthfully say about a scene."""
+    keys: set[tuple] = {("obj", o.label) for o in scene.objects}
+    if scene.relation is not None:
+        r = scene.relation
+        s, o = scene.objects[r.subject], scene.objects[r.object]
+        keys |= {("rel", r.name, s.label, o.label), ("relshape", r.name, s.shape, o.shape), ("verb", r.name)}
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def _make_scene(args: tuple[int, int, str, int, tuple | None]) -> sw.Scene:
+    seed, index, kind, size, classes = args
+    rng = sw.scene_rng(seed, index, kind)
+    if kind == "object":
+        return sw.object_scene(rng, size=size, scale=(0.14, 0.55), classes=list(classes) if classes else None)
+    if kind == "interaction":
+        return sw.interaction_scene(rng, size=size, relations=list(classes) if classes else None)
+    raise ValueError(kind)
+
+
+def make_pool(
+    n: int, seed: int, size: int, kinds: dict[str, float], classes: dict[str, tuple] | None = None, workers: int = 2
+) -> list[sw.Scene]:
+    """Pre-render a pool of scenes (in parallel): training then samples and recombines them for free."""
+    jobs = []
+    for kind, frac in kinds.items():
+        jobs += [(seed, i, kind, size, (classes or {}).get(kind)) for i in range(int(round(n * frac)))]
+    with ProcessPoolExecutor(workers) as ex:
+        return list(ex.map(_make_scene, jobs, chunksize=64))
+
+
+def to_tensor(images: list, image_size: int) -> torch.Tensor:
+    """PIL images -> normalised float tensor (B, 3, S, S), resized without cropping."""
+    arr = np.stack([np.asarray(im.resize((image_size, image_size), resample=3), dtype=np.float32) for im in images])
+    t = torch.from_numpy(arr).permute(0, 3, 1, 2) / 255.0
+    return (t - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+
+
+def _sample_scene(rng: np.random.Generator, objects: list, interactions: list, mix: dict, size: int) -> sw.Scene:
+    kind = rng.choice(list(mix), p=np.array(list(mix.values())) / sum(mix.values()))
+    if kind == "interaction" and interactions:
+        return interactions[rng.integers(len(interactions))]
+    if kind == "mosaic":
+        parts = [objects[rng.integers(len(objects))] for _ in range(4)]
+        if interactions and rng.random() < 0.5:
+            parts[rng.integers(4)] = interactions[rng.integers(len(interactions))]
+        return sw.mosaic(parts, size)
+    return objects[rng.integers(len(objects))]
+
+
+def clip_batch(
+    rng: np.random.Generator, objects: list, interactions: list, cfg: TrainConfig
+) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
+    """Images, one caption per image, and the (labels, valid) matrices of the multi-positive loss."""
+    scenes = [_sample_scene(rng, objects, interactions, cfg.mix, cfg.scene_size) for _ in range(cfg.batch_size)]
+    captions, keys = [], []
+    for sc in scenes:
+        rel_scenes = sc.relation is not None and rng.random() < 0.6
+        if rel_scenes:
+            cap, key = _relation_caption(rng, sc)
+        else:
+            cap, key = _object_caption(rng, sc.objects[rng.integers(len(sc.objects))].label)
+        captions.append(cap)
+        keys.append(key)
+    concepts = [_concepts(sc) for sc in scenes]
+    labels = torch.tensor([[k in c for k in keys] for c in concepts], dtype=torch.float32)
+    # Object scenes and mosaics say nothing reliable about relations: two random shapes may well be
+    # "next to" each other. Those pairs are left out of the loss rather than called negatives.
+    has_rel = torch.tensor([sc.relation is not None for sc in scenes])
+    is_rel_caption = torch.tensor([k[0] != "obj" for k in keys])
+    valid = ~(~has_rel[:, None] & is_rel_caption[None, :])
+    images = [sc.image.transpose(0) if rng.random() < 0.5 else sc.image for sc in scenes]  # 0 = FLIP_LEFT_RIGHT
+    return to_tensor(images, cfg.image_size), captions, labels, valid
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def model_config(cfg: TrainConfig, vocab_size: int) -> dict:
+    """open_clip CLIP(...) keyword arguments for a preset."""
+    if cfg.tower == "vit":
+        vision = {"image_size": cfg.image_size, "layers": cfg.vit_layers, "width": cfg.vit_width,
+                  "patch_size": cfg.vit_patch, "head_width": 32}  # fmt: skip
+    elif cfg.tower == "resnet":
+        vision = {"image_size": cfg.image_size, "layers": list(cfg.rn_layers), "width": cfg.rn_width, "head_width": 32}
+    else:
+        raise ValueError(f"unknown tower {cfg.tower!r}; use 'vit' or 'resnet'")
+    text = {"context_length": cfg.context_length, "vocab_size": vocab_size, "width": cfg.text_width,
+            "heads": cfg.text_width // 32, "layers": cfg.text_layers}  # fmt: skip
+    return {"embed_dim": cfg.embed_dim, "vision_cfg": vision, "text_cfg": text, "init_logit_bias": -10.0}
+
+
+def build_clip(model_cfg: dict) -> open_clip.CLIP:
+    """Instantiate open_clip's CLIP from a stored config."""
+    return open_clip.CLIP(**model_cfg)
+
+
+class TowerClassifier(nn.Module):
+    """An open_clip image tower with a linear head: the ShapesWorld stand-in for an ImageNet classifier."""
+
+    def __init__(self, model_cfg: dict, classes: list[str]) -> None:
+        super().__init__()
+        clip = build_clip(model_cfg)
+        self.visual = clip.visual
+        self.classes = list(classes)
+        self.head = nn.Linear(model_cfg["embed_dim"], len(classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.visual(x))
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def _log(msg: str, log: Callable[[str], None] | None) -> None:
+    (log or print)(msg)
+
+
+def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
+    """Train one tiny CLIP; returns a checkpoint dict (see `save_checkpoint`)."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    tok = CompactTokenizer.from_corpus(caption_corpus(), cfg.context_length)
+    mcfg = model_config(cfg, tok.vocab_size)
+    model = build_clip(mcfg)
+    t0 = time.time()
+    pool = make_pool(cfg.pool_size, cfg.seed, cfg.scene_size, {"object": 0.7, "interaction": 0.3})
+    objects = [s for s in pool if s.relation is None]
+    interactions = [s for s in pool if s.relation is not None]
+    _log(f"[{cfg.name}] pool of {len(pool)} scenes in {time.time() - t0:.0f}s", log)
+    opt = _optimizer(model, cfg)
+    model.train()
+    t0 = time.time()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, cfg)
+        images, captions, labels, valid = clip_batch(rng, objects, interactions, cfg)
+        img = F.normalize(model.encode_image(images), dim=-1)
+        txt = F.normalize(model.encode_text(tok(captions)), dim=-1)
+        logits = model.logit_scale.exp() * img @ txt.T + model.logit_bias
+        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")[valid].mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if step % 50 == 0 or step == cfg.steps - 1:
+            el = time.time() - t0
+            _log(f"[{cfg.name}] step {step}/{cfg.steps} loss {loss.item():.4f} scale {model.logit_scale.exp().item():.1f} "
+                 f"{el:.0f}s ({el / (step + 1):.2f}s/step)", log)  # fmt: skip
+    model.eval()
+    return {
+        "format": "clipcam-shapes",
+        "version": CHECKPOINT_VERSION,
+        "kind": "clip",
+        "name": cfg.name,
+        "tower": cfg.tower,
+        "model_cfg": mcfg,
+        "tokenizer": tok.state_dict(),
+        "mean": list(MEAN),
+        "std": list(STD),
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "train_config": asdict(cfg),
+        "train_seconds": round(time.time() - t0, 1),
+    }
+
+
+def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
+    """Save a checkpoint with fp16 weights (half the size; models are loaded back in fp32)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = dict(ckpt)
+    small["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+    torch.save(small, path)
+    return path
+
+
+def describe(ckpt: dict) -> str:
+    return json.dumps({k: ckpt[k] for k in ("name", "kind", "tower", "train_seconds")})
