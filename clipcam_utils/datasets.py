@@ -1053,7 +1053,7 @@ def _read_hicodet_mat(
 
     try:
         mat = scipy.io.loadmat(path, squeeze_me=False, struct_as_record=True)
-    except (ValueError, OSError, TypeError, NotImplementedError) as error:
+    except Exception as error:  # scipy raises many types for files that are not v5 MAT files
         raise ValueError(
             f"cannot read {path} as a MATLAB v5 file ({error}); expected HICO-DET's anno_bbox.mat"
         ) from error
@@ -1154,7 +1154,7 @@ def load_hoi_classes(annotation_path: str | Path, split: str = "test") -> tuple[
 
     try:
         mat = scipy.io.loadmat(path, variable_names=["list_action"])
-    except (ValueError, OSError, TypeError, NotImplementedError) as error:
+    except Exception as error:  # scipy raises many types for files that are not v5 MAT files
         raise ValueError(
             f"cannot read {path} as a MATLAB v5 file ({error}); expected anno_bbox.mat"
         ) from error
