@@ -76,6 +76,7 @@ from clipcam_utils.datasets import (
 
 if TYPE_CHECKING:
     import fiftyone as fo
+    from fiftyone.core.sample import SampleView
 
 __all__ = [
     "DATASET_PREFIX",
@@ -197,8 +198,8 @@ def _check_prediction_field(field: str) -> None:
         )
     if field in _SAMPLE_FIELDS | _BUILTIN_FIELDS or field.endswith(HEATMAP_SUFFIX):
         raise ValueError(
-            f"{field!r} is reserved for ground truth or sample data; write predictions to a field "
-            f"such as {example!r}"
+            f"{field!r} is reserved for ground truth, heatmaps or sample data; write predictions to "
+            f"prediction_field(model, cam), e.g. {example!r}"
         )
 
 
@@ -439,7 +440,7 @@ def _as_prediction_list(value: Prediction | Sequence[Prediction]) -> list[Predic
 
 
 def add_predictions(
-    target: fo.Sample | fo.Dataset | fo.DatasetView,
+    target: fo.Sample | SampleView | fo.Dataset | fo.DatasetView,
     field: str,
     predictions: Prediction | Sequence[Prediction] | Mapping[str, Prediction | Sequence[Prediction]],
     *,
@@ -454,11 +455,13 @@ def add_predictions(
     fo = _fiftyone()
     _check_prediction_field(field)
     folder = Path(heatmap_dir).expanduser().resolve() if heatmap_dir is not None else None
-    if isinstance(target, fo.Sample):
+    from fiftyone.core.sample import SampleView
+
+    if isinstance(target, fo.Sample | SampleView):
         if isinstance(predictions, Mapping):
             raise TypeError("for a single sample pass Prediction(s), not a mapping")
         written = _apply_predictions(fo, target, field, _as_prediction_list(predictions), folder)
-        if target.in_dataset:
+        if isinstance(target, SampleView) or target.in_dataset:
             target.save()
         return written
     if not isinstance(predictions, Mapping):

@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipcam_utils.datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
+from clipcam_utils.fiftyone_export import (
+    GROUND_TRUTH_FIELD,
+    INTERACTIONS_FIELD,
+    Prediction,
+    add_predictions,
+    configure_fiftyone,
+    dataset_name,
+    heatmap_field,
+    prediction_field,
+    records_to_dataset,
+)
+
+pytestmark = pytest.mark.usefixtures("fiftyone_db_dir")
+
+
+def _jpeg(path: Path, size: tuple[int, int]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (30, 60, 90)).save(path)
+    return path
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> list[ImageRecord | InteractionRecord]:
+    fruit = ImageRecord(
+        "fruit1",
+        _jpeg(tmp_path / "fruit1.jpg", (200, 100)),
+        (200, 100),
+        (
+            ObjectBox("orange", (20.0, 10.0, 120.0, 60.0), {"IsGroupOf": True}),
+            ObjectBox("apple", (0.0, 0.0, 200.0, 100.0)),
+            ObjectBox("person", (50.0, 25.0, 150.0, 75.0)),
+        ),
+        "openimages",
+    )
+    human, bike, table = (10.0, 5.0, 60.0, 90.0), (40.0, 50.0, 150.0, 99.0), (100.0, 0.0, 160.0, 40.0)
+    pairs = InteractionRecord(
+        "HICO_test2015_00000001",
+        _jpeg(tmp_path / "HICO_test2015_00000001.jpg", (160, 100)),
+        (160, 100),
+        (
+            Interaction(human, bike, "ride", "bicycle", 19, False),
+            Interaction(human, bike, "hold", "bicycle", 12, False),
+            Interaction(human, table, "no_interaction", "dining_table", 300, True),
+        ),
+        "hicodet",
+    )
+    return [fruit, pairs]
+
+
+def _relative(box: tuple[float, float, float, float], size: tuple[int, int]) -> list[float]:
+    (x1, y1, x2, y2), (width, height) = box, size
+    return [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height]
+
+
+def test_names_are_namespaced_and_sanitised() -> None:
+    assert dataset_name("oi-val") == "clipcam-oi-val" == dataset_name("clipcam-oi-val")
+    assert prediction_field("ViT-B/16", "Grad-CAM") == "clipcam_vit_b_16_gradcam"
+    assert prediction_field("RN50", "GradCAMPlusPlus") == prediction_field("rn50", "Grad-CAM++")
+    assert prediction_field("ViT-B/16") == "clipcam_vit_b_16_gradcam"
+    assert heatmap_field("clipcam_rn50_gradcam") == "clipcam_rn50_gradcam_heatmap"
+    for bad in ("", "  ", "clipcam-"):
+        with pytest.raises(ValueError, match="non-empty"):
+            dataset_name(bad)
+    with pytest.raises(ValueError, match="letters or digits"):
+        prediction_field("///", "gradcam")
+
+
+def test_configure_fiftyone_before_import(tmp_path: Path) -> None:
+    database = tmp_path / "db"
+    code = (
+        "import sys; from clipcam_utils.fiftyone_export import configure_fiftyone as c;"
+        f"print(c({str(database)!r})); assert 'fiftyone' not in sys.modules;"
+        "import fiftyone as fo; print(fo.config.database_dir, fo.config.do_not_track, fo.config.database_validation)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split() == [str(database.resolve()), str(database.resolve()), "True", "False"]
+    assert database.is_dir()
+
+
+def test_configure_fiftyone_after_import(fiftyone_db_dir: Path, tmp_path: Path) -> None:
+    import fiftyone as fo
+
+    assert configure_fiftyone(fiftyone_db_dir) == fiftyone_db_dir
+    assert configure_fiftyone() == fiftyone_db_dir
+    assert fo.config.do_not_track is True and fo.config.database_validation is False
+    with pytest.raises(RuntimeError, match="already imported with database_dir=.*restart the Python kernel"):
+        configure_fiftyone(tmp_path / "other")
+
+
+def test_records_to_dataset_schema(records: list, request: pytest.FixtureRequest) -> None:
+    dataset = records_to_dataset(records, request.node.name)
+    assert dataset.name == f"clipcam-{request.node.name}" and len(dataset) == 2 and dataset.persistent
+    fruit = dataset.match({"image_id": "fruit1"}).first()
+    assert fruit.filepath == str(records[0].image_path) and fruit.source == "openimages"
+    assert (fruit.metadata.width, fruit.metadata.height) == (200, 100)
+    orange, apple, person = fruit[GROUND_TRUTH_FIELD].detections
+    assert orange.label == "orange" and orange.bounding_box == _relative(
+        (20.0, 10.0, 120.0, 60.0), (200, 100)
+    )
+    assert orange.bounding_box == [0.1, 0.1, 0.5, 0.5]
+    assert orange.IsGroupOf is True and orange.seen is True
+    assert apple.bounding_box == [0.0, 0.0, 1.0, 1.0] and apple.seen is None  # outside both protocol lists
+    assert person.seen is False
+
+    hico = dataset.match({"source": "hicodet"}).first()
+    assert hico.num_pairs == 3 and hico.no_interaction is False
+    ground_truth = hico[GROUND_TRUTH_FIELD].detections
+    assert [(d.label, d.role) for d in ground_truth] == [
+        ("person", "human"),
+        ("bicycle", "object"),
+        ("dining table", "object"),
+    ]
+    assert ground_truth[0].bounding_box == _relative((10.0, 5.0, 60.0, 90.0), (160, 100))
+    ride, hold, nothing = hico[INTERACTIONS_FIELD].detections
+    assert ride.label == "riding bicycle" and (ride.verb, ride.verb_ing, ride.object) == (
+        "ride",
+        "riding",
+        "bicycle",
+    )
+    assert ride.hoi_id == 19 and ride.seen is False and hold.seen is True and ride.no_interaction is False
+    assert ride.bounding_box == _relative((10.0, 5.0, 150.0, 99.0), (160, 100))
+    assert ride.human_box == _relative((10.0, 5.0, 60.0, 90.0), (160, 100))
+    assert ride.object_box == _relative((40.0, 50.0, 150.0, 99.0), (160, 100))
+    assert nothing.label == "not interacting with dining table" and nothing.no_interaction and nothing.rare
+    with pytest.raises(TypeError, match="records\\[0\\] is a str"):
+        records_to_dataset(["not a record"], request.node.name + "-bad")
+
+
+def test_existing_datasets_need_overwrite_or_reuse(records: list, request: pytest.FixtureRequest) -> None:
+    import fiftyone as fo
+
+    name = request.node.name
+    first = records_to_dataset(records[:1], name)
+    with pytest.raises(ValueError, match="already exists; pass overwrite=True .* or reuse=True"):
+        records_to_dataset(records, name)
+    assert len(fo.load_dataset(dataset_name(name))) == 1  # untouched by the refused call
+    reused = records_to_dataset(records, name, reuse=True)
+    assert reused.name == first.name and len(reused) == 1
+    replaced = records_to_dataset(records, name, overwrite=True)
+    assert len(replaced) == 2 and fo.list_datasets().count(dataset_name(name)) == 1
+    with pytest.raises(ValueError, match="not both"):
+        records_to_dataset(records, name, overwrite=True, reuse=True)
+    assert all(existing.startswith("clipcam-") for existing in fo.list_datasets())
+
+
+def test_add_predictions_with_heatmap_files(
+    records: list, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    dataset = records_to_dataset(records, request.node.name)
+    field = prediction_field("ViT-B/16", "Grad-CAM")
+    saliency = np.linspace(0.0, 1.0, 7 * 9).reshape(7, 9)
+    written = add_predictions(
+        dataset,
+        field,
+        {
+            "fruit1": Prediction(
+                "a photo of a orange",
+                boxes=[(20, 10, 120, 60), (0, 0, 10, 10)],
+                saliency=saliency,
+                iou=0.6,
+                label="orange",
+            ),
+            "HICO_test2015_00000001": Prediction("riding", boxes=None, saliency=np.zeros((14, 14)), iou=0.0),
+        },
+        heatmap_dir=tmp_path / "maps",
+    )
+    assert written == 2
+    fruit = dataset.match({"image_id": "fruit1"}).first()
+    first, second = fruit[field].detections
+    assert first.bounding_box == [0.1, 0.1, 0.5, 0.5] and second.bounding_box == [0.0, 0.0, 0.05, 0.1]
+    assert (first.label, first.query, first.iou, first.seen) == ("orange", "a photo of a orange", 0.6, True)
+    heatmap = fruit[heatmap_field(field)]
+    assert heatmap.map is None and "map" not in fruit.to_dict()[heatmap_field(field)]
+    stored = Path(heatmap.map_path)
+    assert (
+        stored.is_file()
+        and stored.parent == (tmp_path / "maps" / field).resolve()
+        and stored.suffix == ".png"
+    )
+    assert (
+        first.heatmap_path == str(stored)
+        and list(heatmap.range) == [0, 255]
+        and heatmap.query == "a photo of a orange"
+    )
+    pixels = np.asarray(Image.open(stored))
+    assert pixels.shape == (7, 9) and pixels.dtype == np.uint8
+    assert np.array_equal(pixels, np.rint(saliency * 255).astype(np.uint8))
+
+    hico = dataset.match({"source": "hicodet"}).first()
+    assert hico[field].detections == [] and hico[heatmap_field(field)].query == "riding"
+    assert hico[heatmap_field(field)].label == "riding"
+
+    # Re-adding a query replaces its detections; another query is added beside it (single-sample form).
+    add_predictions(
+        fruit, field, Prediction("a photo of a orange", boxes=(0, 0, 200, 100), iou=0.9, label="orange")
+    )
+    add_predictions(
+        fruit,
+        field,
+        [Prediction("apple", boxes=(5, 5, 50, 50), saliency=saliency, iou=0.1)],
+        heatmap_dir=tmp_path / "maps",
+    )
+    fruit.reload()
+    assert [(d.query, d.bounding_box, d.iou) for d in fruit[field].detections] == [
+        ("a photo of a orange", [0.0, 0.0, 1.0, 1.0], 0.9),
+        ("apple", [0.025, 0.05, 0.225, 0.45], 0.1),
+    ]
+    assert fruit[field].detections[1].seen is None and fruit[heatmap_field(field)].query == "apple"
+    assert len(list((tmp_path / "maps" / field).glob("*.png"))) == 3
+
+
+def test_add_predictions_rejects_bad_input(
+    records: list, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    dataset = records_to_dataset(records, request.node.name)
+    field = prediction_field("RN50", "Grad-CAM")
+    with pytest.raises(KeyError, match="1 image ids are not in the dataset .*nope"):
+        add_predictions(dataset, field, {"nope": Prediction("x"), "fruit1": Prediction("x")})
+    assert not dataset.has_sample_field(field)  # nothing was written
+    with pytest.raises(ValueError, match="heatmap_dir"):
+        add_predictions(dataset, field, {"fruit1": Prediction("x", saliency=np.ones((2, 2)))})
+    with pytest.raises(ValueError, match=r"\[0, 1\].*min-max normalise"):
+        add_predictions(
+            dataset, field, {"fruit1": Prediction("x", saliency=np.full((2, 2), 3.0))}, heatmap_dir=tmp_path
+        )
+    with pytest.raises(ValueError, match="2-D"):
+        add_predictions(
+            dataset, field, {"fruit1": Prediction("x", saliency=np.ones(4))}, heatmap_dir=tmp_path
+        )
+    with pytest.raises(ValueError, match="fruit1.*outside the 200x100 image"):
+        add_predictions(dataset, field, {"fruit1": Prediction("x", boxes=(0, 0, 300, 50))})
+    for reserved in (GROUND_TRUTH_FIELD, "filepath", field + "_heatmap", "Bad Name"):
+        with pytest.raises(ValueError, match="prediction_field"):
+            add_predictions(dataset, reserved, {"fruit1": Prediction("x")})
+    with pytest.raises(TypeError, match="mapping image_id"):
+        add_predictions(dataset, field, Prediction("x"))
