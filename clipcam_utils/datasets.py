@@ -214,12 +214,12 @@ class RecordList(list[_R]):
         self.report = report
 
 
-def _finish_report(records: list[_R], report: LoadReport, items: int) -> RecordList[_R]:
+def _finish_report(records: list[_R], report: LoadReport, items: int, stacklevel: int = 3) -> RecordList[_R]:
     report.kept_records = len(records)
     report.kept_items = items
     if report.skipped:
         warnings.warn(
-            report.summary() + "\n(the result's .report has these counts)", LoadWarning, stacklevel=3
+            report.summary() + "\n(the result's .report has these counts)", LoadWarning, stacklevel=stacklevel
         )
     return RecordList(records, report)
 
@@ -776,7 +776,7 @@ def _finish_openimages(
             continue
         records.append(ImageRecord(image_id, entry.path, size, tuple(objects), "openimages"))
         num_boxes += len(objects)
-    return _finish_report(records, report, num_boxes)
+    return _finish_report(records, report, num_boxes, stacklevel=4)
 
 
 def load_openimages(
