@@ -1,0 +1,321 @@
+"""CLIPCAM: class activation maps for an image-text score (paper Section 3), through the `grad-cam` package.
+
+The CAM target is Eq. 1, y = gamma * cos(e_T, e_I). Gradients are taken with respect to the target
+layer only: the layer's output is made a leaf of the autograd graph, so nothing before it is recorded and
+the backward pass stops there (weights stay frozen). The CAM arithmetic itself (channel weights, weighted
+sum, ReLU, min-max scaling and resizing) is the `grad-cam` package's own, in float32.
+
+Shapes: one image + one text -> (H, W); one image + N texts -> (N, H, W); N images + N texts (or one text
+for all) -> (N, H, W). Maps are at the model's input resolution; `localize` maps them onto the image.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import (
+    EigenCAM,
+    EigenGradCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.utils.image import scale_cam_image
+from torch import nn
+
+from .boxes import Box, resize_saliency, saliency_to_box, validate_beta
+from .images import load_image
+from .models import ClipModel
+
+# The seven methods of the paper's Table 2, in its order.
+CAM_METHODS: dict[str, type[BaseCAM]] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "xgradcam": XGradCAM,
+    "scorecam": ScoreCAM,
+    "eigencam": EigenCAM,
+    "eigengradcam": EigenGradCAM,
+    "layercam": LayerCAM,
+}
+DISPLAY_NAMES = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGradCAM",
+    "scorecam": "ScoreCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "layercam": "LayerCAM",
+}
+GRADIENT_FREE = {"scorecam", "eigencam"}
+
+
+def resolve_cam(name: str) -> str:
+    """Canonical CAM name: 'Grad-CAM++', 'gradcampp' and 'GradCAMPlusPlus' all give 'gradcam++'."""
+    if not isinstance(name, str):
+        raise TypeError(f"CAM name must be a string, got {type(name).__name__}")
+    key = re.sub(r"[\s_\-]", "", name.lower()).replace("plusplus", "++").replace("pp", "++")
+    if key not in CAM_METHODS:
+        valid = ", ".join(f"{k!r} ({DISPLAY_NAMES[k]})" for k in CAM_METHODS)
+        raise ValueError(f"unknown CAM method {name!r}; valid names: {valid}")
+    return key
+
+
+class ClipScoreTarget:
+    """grad-cam target: Eq. 1 for one image embedding against a fixed text embedding."""
+
+    def __init__(self, text_embedding: torch.Tensor, logit_scale: float) -> None:
+        self.text = text_embedding.detach().float()
+        self.logit_scale = float(logit_scale)
+
+    def __call__(self, image_embedding: torch.Tensor) -> torch.Tensor:
+        e = image_embedding.float()
+        t = self.text.to(e.device)
+        return self.logit_scale * torch.dot(e, t) / (e.norm() * t.norm())
+
+
+class ImageEncoder(nn.Module):
+    """The image tower as a plain module (pixels -> e_I), the 'model' that grad-cam sees."""
+
+    def __init__(self, clip: ClipModel) -> None:
+        super().__init__()
+        self.clip = clip
+        self.visual = clip.model.visual  # registered so grad-cam can find the device
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.clip.encode_image(pixels).float()
+
+
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _pair(images, texts) -> tuple[list, list[str], bool]:
+    """Broadcast images and texts to equal-length lists; remember whether to squeeze the result."""
+    imgs, txts = _as_list(images), _as_list(texts)
+    single = not isinstance(images, (list, tuple)) and isinstance(texts, str)
+    if len(imgs) == 1 and len(txts) > 1:
+        imgs = imgs * len(txts)
+    elif len(txts) == 1 and len(imgs) > 1:
+        txts = txts * len(imgs)
+    if len(imgs) != len(txts) or not imgs:
+        raise ValueError(f"got {len(imgs)} images and {len(txts)} texts; give one of each, one image with many "
+                         "texts, many images with one text, or equal numbers")  # fmt: skip
+    return imgs, txts, single
+
+
+@dataclass
+class LayerCapture:
+    """Target-layer output as an autograd leaf, and the image embeddings computed from it."""
+
+    activations: torch.Tensor  # raw layer output (layout of the model), requires grad when captured with grads
+    embeddings: torch.Tensor
+
+
+def capture(clip: ClipModel, pixels: torch.Tensor, with_grad: bool = True) -> LayerCapture:
+    """One forward pass that makes the target layer's output a leaf: backward stops exactly there."""
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inputs, output):
+        leaf = output.detach().requires_grad_(with_grad)
+        store["a"] = leaf
+        return leaf
+
+    handle = clip.facts.target_layer.register_forward_hook(hook)
+    try:
+        with torch.set_grad_enabled(with_grad):
+            emb = clip.encode_image(pixels)
+    finally:
+        handle.remove()
+    return LayerCapture(store["a"], emb)
+
+
+def _cam_math(method: str, clip: ClipModel, pixels, acts: np.ndarray, grads, targets) -> np.ndarray:
+    """grad-cam's own weighting, ReLU and min-max scaling for already-computed activations and gradients."""
+    cam = CAM_METHODS[method](model=ImageEncoder(clip), target_layers=[clip.facts.target_layer])
+    cam.activations_and_grads.release()  # we supply activations ourselves; no hooks needed
+    if method == "scorecam":
+        cam.batch_size = 64
+    raw = cam.get_cam_image(pixels, clip.facts.target_layer, targets, acts, grads, eigen_smooth=False)
+    raw = np.maximum(raw, 0)
+    size = (pixels.shape[-1], pixels.shape[-2])
+    # Same two steps as BaseCAM.forward: scale and resize per layer, then aggregate (which rescales).
+    return cam.aggregate_multi_layers([scale_cam_image(raw, size)[:, None, :]]).astype(np.float32)
+
+
+def _quiet_scorecam():
+    # ScoreCAM prints a tqdm bar per image; that is noise in notebooks and logs.
+    import pytorch_grad_cam.score_cam as sc
+
+    class _Silent:
+        def tqdm(self, it, *a, **k):
+            return it
+
+    sc.tqdm = _Silent()
+
+
+def clipcam(
+    clip: ClipModel,
+    images,
+    texts: str | Sequence[str],
+    cam: str = "gradcam",
+    batch_size: int = 16,
+) -> np.ndarray:
+    """Saliency maps (float32 in [0, 1], model input resolution) for image-text pairs; see module docstring."""
+    method = resolve_cam(cam)
+    imgs, txts, single = _pair(images, texts)
+    text_emb = clip.encode_text(txts)
+    out = []
+    # Consecutive queries on the same image share one forward pass.
+    groups: list[tuple[object, list[int]]] = []
+    for i, im in enumerate(imgs):
+        if groups and groups[-1][0] is im:
+            groups[-1][1].append(i)
+        else:
+            groups.append((im, [i]))
+    if method == "scorecam":
+        _quiet_scorecam()
+    for im, idx in groups:
+        pixels = clip.preprocess(im)
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            out.append(_maps_for_image(clip, method, pixels, text_emb[chunk]))
+    # Groups of many images with one query each: process in batches.
+    maps = np.concatenate(out) if out else np.zeros((0, *clip.image_size), np.float32)
+    return maps[0] if single else maps
+
+
+def _maps_for_image(clip: ClipModel, method: str, pixels: torch.Tensor, text_emb: torch.Tensor) -> np.ndarray:
+    """Maps for one preprocessed image (1, 3, H, W) and N text embeddings."""
+    n = text_emb.shape[0]
+    targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
+    cap = capture(clip, pixels, with_grad=method not in GRADIENT_FREE)
+    reshape = clip.facts.reshape_transform
+    acts = reshape(cap.activations.detach()).cpu().numpy()
+    acts = np.repeat(acts, n, axis=0)
+    grads = None
+    if method not in GRADIENT_FREE:
+        rows = []
+        for k, target in enumerate(targets):
+            y = target(cap.embeddings[0])
+            (g,) = torch.autograd.grad(y, cap.activations, retain_graph=k < n - 1)
+            rows.append(reshape(g).cpu().numpy())
+        grads = np.concatenate(rows)
+    return _cam_math(method, clip, pixels.expand(n, -1, -1, -1), acts, grads, targets)
+
+
+def reference_clipcam(clip: ClipModel, image, text: str, cam: str = "gradcam") -> np.ndarray:
+    """The plain `grad-cam` usage: `Method(model, target_layers, reshape_transform)(input, targets)`.
+
+    Slower (gradients flow back to the input) but independent of this module's gradient code; tests and
+    the performance benchmark compare `clipcam` against it.
+    """
+    method = resolve_cam(cam)
+    if method == "scorecam":
+        _quiet_scorecam()
+    pixels = clip.preprocess(image).requires_grad_(True)  # frozen weights: the input carries the graph
+    target = ClipScoreTarget(clip.encode_text([text])[0], clip.logit_scale)
+    with CAM_METHODS[method](
+        model=ImageEncoder(clip), target_layers=[clip.facts.target_layer], reshape_transform=clip.facts.reshape_transform
+    ) as engine:
+        if method == "scorecam":
+            engine.batch_size = 64
+        return engine(input_tensor=pixels, targets=[target])[0]
+
+
+# ---------------------------------------------------------------------------------------------- Eq. 3
+
+
+def gradcam_weights(clip: ClipModel, image, text: str, gradient: str = "autograd") -> np.ndarray:
+    """Grad-CAM channel weights alpha_k (Eq. 2) of one image-text pair, three ways.
+
+    - "autograd": differentiate y = gamma * cos(e_T, e_I) automatically.
+    - "exact": the closed-form gradient of the cosine, dy/de_I = gamma / (|t||e|) * (t - cos * |t|/|e| * e),
+      pushed through the image tower by a vector-Jacobian product (equal to "autograd" up to rounding).
+    - "eq3": the paper's Eq. 3, gamma / (|t||e|) * t, which treats |e_I| as a constant and so drops the
+      projection term.
+    """
+    if gradient not in ("autograd", "exact", "eq3"):
+        raise ValueError(f"gradient must be 'autograd', 'exact' or 'eq3', got {gradient!r}")
+    cap = capture(clip, clip.preprocess(image), with_grad=True)
+    e = cap.embeddings[0].float()
+    t = clip.encode_text([text])[0]
+    gamma = clip.logit_scale
+    if gradient == "autograd":
+        (g_a,) = torch.autograd.grad(ClipScoreTarget(t, gamma)(e), cap.activations)
+    else:
+        with torch.no_grad():
+            en, tn = e.norm(), t.norm()
+            cos = torch.dot(e, t) / (en * tn)
+            upstream = gamma / (tn * en) * t
+            if gradient == "exact":
+                upstream = upstream - gamma / (tn * en) * cos * tn / en * e
+        (g_a,) = torch.autograd.grad(e, cap.activations, grad_outputs=upstream.to(e.dtype))
+    grads = clip.facts.reshape_transform(g_a)  # (1, C, h, w)
+    return grads.mean(dim=(2, 3))[0].double().cpu().numpy()
+
+
+def map_from_weights(clip: ClipModel, image, weights: np.ndarray) -> np.ndarray:
+    """ReLU(sum_k alpha_k A^k), min-max scaled and resized to the model input (the Grad-CAM map for `weights`)."""
+    pixels = clip.preprocess(image)
+    cap = capture(clip, pixels, with_grad=False)
+    acts = clip.facts.reshape_transform(cap.activations)[0].double().cpu().numpy()  # (C, h, w)
+    raw = np.maximum(np.tensordot(np.asarray(weights, np.float64), acts, axes=1), 0)[None].astype(np.float32)
+    return scale_cam_image(raw, (pixels.shape[-1], pixels.shape[-2]))[0]
+
+
+# ---------------------------------------------------------------------------------------------- localize
+
+
+@dataclass
+class Localization:
+    """CLIPCAM's answer for one image and one text."""
+
+    text: str
+    cam: str
+    beta: float
+    box: Box | None  # pixels of the original image; None when the map is empty
+    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the image's size
+    score: float  # Eq. 1
+    image_size: tuple[int, int]
+
+    def to_json(self) -> dict:
+        return {
+            "text": self.text,
+            "cam": self.cam,
+            "beta": self.beta,
+            "box": None if self.box is None else [round(v, 2) for v in self.box],
+            "score": round(self.score, 4),
+            "image_size": list(self.image_size),
+        }
+
+
+def localize(
+    clip: ClipModel,
+    image: str | Path | Image.Image | np.ndarray,
+    text: str,
+    cam: str = "gradcam",
+    beta: float | None = None,
+) -> Localization:
+    """Saliency map and box for `text` in `image` (Section 3.3: resize the map, threshold at beta, box)."""
+    method = resolve_cam(cam)
+    beta = clip.default_beta if beta is None else validate_beta(beta)
+    pil = load_image(image)
+    text = text.strip() if isinstance(text, str) else text
+    small = clipcam(clip, pil, text, cam=method)
+    full = resize_saliency(small, pil.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        box = saliency_to_box(full, beta)
+    with torch.no_grad():
+        score = float(clip.score(clip.encode_image(clip.preprocess(pil)), clip.encode_text([text]))[0])
+    return Localization(text, method, beta, box, full, score, pil.size)
