@@ -278,6 +278,14 @@ def _to_objects(placed: list[_Placed], size: int) -> list[ShapeObject]:
     return out
 
 
+def _split_label(label: str) -> tuple[str, str]:
+    colour, _, shape = label.partition(" ")
+    if colour not in COLOURS or shape not in SHAPES:
+        raise ValueError(f"unknown ShapesWorld class {label!r}; classes are '<colour> <shape>' with colours "
+                         f"{', '.join(COLOURS)} and shapes {', '.join(SHAPES)}")  # fmt: skip
+    return colour, shape
+
+
 def _random_class(rng: np.random.Generator, classes: list[str] | None) -> tuple[str, str]:
     if classes is None:
         return str(rng.choice(list(COLOURS))), str(rng.choice(SHAPES))
@@ -296,15 +304,21 @@ def object_scene(
     classes: list[str] | None = None,
     allow_repeats: float = 0.1,
     clutter: tuple[int, int] = (0, 6),
+    include: str | None = None,
 ) -> Scene:
-    """A scene of non-overlapping objects; `scale` is the object's larger side as a fraction of the image."""
+    """A scene of non-overlapping objects; `scale` is the object's larger side as a fraction of the image.
+
+    `include` forces the first object's class (e.g. "red star"), so a query for it always has an answer.
+    """
     lo, hi = (n_objects, n_objects) if isinstance(n_objects, int) else n_objects
     count = int(rng.integers(lo, hi + 1))
     placed: list[_Placed] = []
     used: set[tuple[str, str]] = set()
-    for _ in range(count):
+    for k in range(count):
         colour, shape = _random_class(rng, classes)
-        if (colour, shape) in used and rng.random() > allow_repeats:
+        if k == 0 and include is not None:
+            colour, shape = _split_label(include)
+        elif (colour, shape) in used and rng.random() > allow_repeats:
             for _retry in range(10):
                 colour, shape = _random_class(rng, classes)
                 if (colour, shape) not in used:
@@ -409,3 +423,46 @@ def mosaic(scenes: list[Scene], size: int) -> Scene:
             b = o.box
             objects.append(ShapeObject(o.shape, o.colour, o.filled, (ox + b[0] * fx, oy + b[1] * fy, ox + b[2] * fx, oy + b[3] * fy)))
     return Scene(canvas, objects, meta={"mosaic": True})
+
+
+# ---------------------------------------------------------------------------------------------- benchmark items
+
+
+def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: list[str] | None = None,
+                 n_objects: tuple[int, int] = (1, 3)) -> list:  # fmt: skip
+    """Grid items for the object benchmark: `per_class` scenes per class, each containing that class.
+
+    Every box of the queried class in the scene is ground truth (a scene may hold two red stars).
+    """
+    from .grids import GridItem
+
+    seen = seen_classes()
+    out = []
+    for c_idx, label in enumerate(classes or class_names()):
+        for k in range(per_class):
+            rng = scene_rng(seed, c_idx * 1000 + k, "object-item")
+            sc = object_scene(rng, size=size, n_objects=n_objects, scale=(0.2, 0.5), include=label)
+            boxes = tuple(o.box for o in sc.objects if o.label == label)
+            out.append(GridItem(f"shapes-{seed}-{c_idx}-{k}", label, boxes, sc.image, sc.size, label in seen,
+                                meta={"objects": len(sc.objects)}))  # fmt: skip
+    return out
+
+
+def interaction_items(per_relation: int = 16, seed: int = 0, size: int = 128, relations: list[str] | None = None) -> list:
+    """Grid items for the action benchmark: the label is the relation, the ground truth the pair's union box.
+
+    `group` is the object's class, so grids can ask for four distinct objects as the official code does.
+    """
+    from .boxes import union_box
+    from .grids import GridItem
+
+    seen = seen_relations()
+    out = []
+    for r_idx, rel in enumerate(relations or list(RELATIONS)):
+        for k in range(per_relation):
+            sc = interaction_scene(scene_rng(seed, r_idx * 1000 + k, "interaction-item"), size=size, relation=rel)
+            s, o = sc.objects[0], sc.objects[1]
+            out.append(GridItem(f"shapes-rel-{seed}-{r_idx}-{k}", rel, (union_box([s.box, o.box]),), sc.image, sc.size,
+                                rel in seen, group=o.label,
+                                meta={"caption": sc.relation_caption("full"), "subject_box": s.box, "object_box": o.box}))  # fmt: skip
+    return out

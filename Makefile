@@ -1,0 +1,39 @@
+# Quickstart: `make demo` (set up + run CLIPCAM on the embedded ShapesWorld default) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test test-fast lint format lab train-shapes clean
+
+# A local virtual environment with the package (editable) and its dev tools, rebuilt when pyproject changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) -m clipcam_utils demo --out out/demo
+
+test: setup
+	$(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check clipcam_utils tests
+	$(VENV)/bin/ruff format --check clipcam_utils tests
+
+format: setup
+	$(VENV)/bin/ruff format clipcam_utils tests
+	$(VENV)/bin/ruff check --fix clipcam_utils tests
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+train-shapes: setup
+	$(PY) -m clipcam_utils train-shapes --out data/models
+
+clean:
+	rm -rf out .pytest_cache
