@@ -117,7 +117,9 @@ def _pair(images, texts) -> tuple[list, list[str], bool]:
 class LayerCapture:
     """Target-layer output as an autograd leaf, and the image embeddings computed from it."""
 
-    activations: torch.Tensor  # raw layer output (layout of the model), requires grad when captured with grads
+    activations: (
+        torch.Tensor
+    )  # raw layer output (layout of the model), requires grad when captured with grads
     embeddings: torch.Tensor
 
 
@@ -225,7 +227,9 @@ def reference_clipcam(clip: ClipModel, image, text: str, cam: str = "gradcam") -
     pixels = clip.preprocess(image).requires_grad_(True)  # frozen weights: the input carries the graph
     target = ClipScoreTarget(clip.encode_text([text])[0], clip.logit_scale)
     with CAM_METHODS[method](
-        model=ImageEncoder(clip), target_layers=[clip.facts.target_layer], reshape_transform=clip.facts.reshape_transform
+        model=ImageEncoder(clip),
+        target_layers=[clip.facts.target_layer],
+        reshape_transform=clip.facts.reshape_transform,
     ) as engine:
         if method == "scorecam":
             engine.batch_size = 64

@@ -14,7 +14,11 @@ from .models import SHAPES_MODELS, WeightsUnavailableError
 def _add_model_args(p: argparse.ArgumentParser, default_model: str = "shapes-vit") -> None:
     p.add_argument("--model", default=default_model,
                    help=f"{' | '.join(SHAPES_MODELS)} (offline), an open_clip name such as ViT-B-16, or a checkpoint path")  # fmt: skip
-    p.add_argument("--pretrained", default="default", help="open_clip weights tag ('default' = openai for the paper's models)")
+    p.add_argument(
+        "--pretrained",
+        default="default",
+        help="open_clip weights tag ('default' = openai for the paper's models)",
+    )
     p.add_argument("--arch", default=None, help="open_clip architecture of a checkpoint path (e.g. ViT-B-16)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
@@ -23,7 +27,9 @@ def _add_model_args(p: argparse.ArgumentParser, default_model: str = "shapes-vit
 def _load(args):
     from .models import load_clip
 
-    return load_clip(args.model, args.pretrained, arch=args.arch, device=args.device, precision=args.precision)
+    return load_clip(
+        args.model, args.pretrained, arch=args.arch, device=args.device, precision=args.precision
+    )
 
 
 def cmd_localize(args) -> int:
@@ -82,15 +88,23 @@ def cmd_train_shapes(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m clipcam_utils", description="CLIPCAM: text-guided localization with Grad-CAM on CLIP")
+    parser = argparse.ArgumentParser(
+        prog="python -m clipcam_utils", description="CLIPCAM: text-guided localization with Grad-CAM on CLIP"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("localize", help="localize a sentence in an image")
     p.add_argument("image")
     p.add_argument("text")
     _add_model_args(p)
-    p.add_argument("--cam", default="gradcam", help="gradcam, gradcam++, xgradcam, scorecam, eigencam, eigengradcam, layercam")
-    p.add_argument("--beta", type=float, default=None, help="threshold in [0, 1] (default: the model's, as in the paper)")
+    p.add_argument(
+        "--cam",
+        default="gradcam",
+        help="gradcam, gradcam++, xgradcam, scorecam, eigencam, eigengradcam, layercam",
+    )
+    p.add_argument(
+        "--beta", type=float, default=None, help="threshold in [0, 1] (default: the model's, as in the paper)"
+    )
     p.add_argument("--out", default=None, help="write the heatmap-and-box overlay here (PNG)")
     p.set_defaults(func=cmd_localize)
 
@@ -105,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-shapes", help="retrain the ShapesWorld checkpoints in data/models")
     p.add_argument("--out", default="data/models")
     p.add_argument("--only", default=None, help="train one checkpoint (e.g. shapes-vit)")
-    p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every step count (for quick trials)")
+    p.add_argument(
+        "--steps-scale", type=float, default=1.0, help="multiply every step count (for quick trials)"
+    )
     p.set_defaults(func=cmd_train_shapes)
     return parser
 
@@ -116,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No pretrained weights loaded")
             return int(args.func(args) or 0)
-    except (FileNotFoundError, IsADirectoryError, ValueError, TypeError, WeightsUnavailableError, RuntimeError) as err:
+    except (
+        FileNotFoundError,
+        IsADirectoryError,
+        ValueError,
+        TypeError,
+        WeightsUnavailableError,
+        RuntimeError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .boxes import Box, box_iou, boxes_to_mask, mask_iou, resize_saliency, threshold_saliency, mask_to_box, validate_beta
+from .boxes import (
+    Box,
+    box_iou,
+    boxes_to_mask,
+    mask_iou,
+    mask_to_box,
+    resize_saliency,
+    threshold_saliency,
+    validate_beta,
+)
 from .grids import Grid, quadrant_of
 
 RECORD_COLUMNS = ["grid_id", "cell", "item_id", "label", "text", "seen", "x1", "y1", "x2", "y2",
@@ -54,7 +63,9 @@ def _disc_mask(shape: tuple[int, int], radius_224: float) -> np.ndarray:
     return (xx + 0.5 - w / 2) ** 2 + (yy + 0.5 - h / 2) ** 2 <= r * r
 
 
-def score_query(saliency: np.ndarray, grid: Grid, cell: int, beta: float, protocol: Protocol) -> tuple[Box | None, float, bool]:
+def score_query(
+    saliency: np.ndarray, grid: Grid, cell: int, beta: float, protocol: Protocol
+) -> tuple[Box | None, float, bool]:
     """Box, IoU and quadrant hit for one grid-resolution saliency map."""
     mask = threshold_saliency(saliency, beta)
     if protocol.centre_disc > 0 and grid.layout == 2:
@@ -131,16 +142,23 @@ def run_grid_benchmark(
                     box, iou, hit = score_query(full, grid, c, beta, protocol)
                 new_rows.append(_record(grid, c, text, box, iou, hit, per, ""))
         except Exception as err:  # noqa: BLE001 - a failing image is recorded and skipped, never fatal
-            new_rows = [_record(grid, c, t, None, 0.0, False, 0.0, f"{type(err).__name__}: {err}") for c, t in zip(cells, texts, strict=True)]
+            new_rows = [
+                _record(grid, c, t, None, 0.0, False, 0.0, f"{type(err).__name__}: {err}")
+                for c, t in zip(cells, texts, strict=True)
+            ]
         rows += new_rows
         if path is not None:
-            pd.DataFrame(new_rows, columns=RECORD_COLUMNS).to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
+            pd.DataFrame(new_rows, columns=RECORD_COLUMNS).to_csv(
+                path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False
+            )
     fresh = pd.DataFrame(rows, columns=RECORD_COLUMNS)
     frames = [f for f in (previous, fresh) if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else fresh
 
 
-def _record(grid: Grid, cell: int, text: str, box: Box | None, iou: float, hit: bool, seconds: float, error: str) -> dict:
+def _record(
+    grid: Grid, cell: int, text: str, box: Box | None, iou: float, hit: bool, seconds: float, error: str
+) -> dict:
     c = grid.cells[cell]
     gt = c.gt_box or (np.nan,) * 4
     b = box or (np.nan,) * 4

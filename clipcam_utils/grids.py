@@ -77,7 +77,10 @@ class Grid:
             return self.items[0].load()
         canvas = Image.new("RGB", self.size)
         for k, item in enumerate(self.items):
-            canvas.paste(item.load().resize((self.cell_size, self.cell_size), Image.BICUBIC), cell_origin(k, self.cell_size))
+            canvas.paste(
+                item.load().resize((self.cell_size, self.cell_size), Image.BICUBIC),
+                cell_origin(k, self.cell_size),
+            )
         return canvas
 
     def all_gt_boxes(self, label: str) -> list[Box]:
@@ -104,7 +107,12 @@ def quadrant_of(point_or_map: np.ndarray | tuple[float, float], size: tuple[int,
     if isinstance(point_or_map, np.ndarray) and point_or_map.ndim == 2:
         sal = np.nan_to_num(point_or_map.astype(np.float64))
         h, w = sal.shape
-        mass = [sal[: h // 2, : w // 2].sum(), sal[: h // 2, w // 2 :].sum(), sal[h // 2 :, : w // 2].sum(), sal[h // 2 :, w // 2 :].sum()]
+        mass = [
+            sal[: h // 2, : w // 2].sum(),
+            sal[: h // 2, w // 2 :].sum(),
+            sal[h // 2 :, : w // 2].sum(),
+            sal[h // 2 :, w // 2 :].sum(),
+        ]
         return int(np.argmax(mass))
     if size is None:
         raise ValueError("give the grid size with a point")
@@ -117,7 +125,14 @@ def make_grid(grid_id: int, items: Sequence[GridItem], cell_size: int) -> Grid:
     if len(items) != 4:
         raise ValueError(f"a 2x2 grid needs 4 items, got {len(items)}")
     cells = [
-        GridCell(k, it.item_id, it.label, tuple(remap_box(b, it.size, k, cell_size) for b in it.boxes), it.seen, it.group)
+        GridCell(
+            k,
+            it.item_id,
+            it.label,
+            tuple(remap_box(b, it.size, k, cell_size) for b in it.boxes),
+            it.seen,
+            it.group,
+        )
         for k, it in enumerate(items)
     ]
     return Grid(grid_id, cells, list(items), cell_size)
@@ -132,7 +147,9 @@ def single_image_grids(items: Iterable[GridItem]) -> list[Grid]:
     return out
 
 
-def sample_per_label(items: Sequence[GridItem], per_label: int, seed: int, labels: Iterable[str] | None = None) -> list[GridItem]:
+def sample_per_label(
+    items: Sequence[GridItem], per_label: int, seed: int, labels: Iterable[str] | None = None
+) -> list[GridItem]:
     """Up to `per_label` items of each label (the paper: 10 images per class), chosen with a seed."""
     rng = np.random.default_rng(seed)
     by_label: dict[str, list[GridItem]] = defaultdict(list)

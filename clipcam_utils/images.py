@@ -61,7 +61,9 @@ def load_image(source: str | Path | Image.Image | np.ndarray) -> Image.Image:
     elif isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
-            raise FileNotFoundError(f"image not found: {path} (check the path; relative paths start at {Path.cwd()})")
+            raise FileNotFoundError(
+                f"image not found: {path} (check the path; relative paths start at {Path.cwd()})"
+            )
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; give the path of one image file")
         if path.stat().st_size == 0:
@@ -69,18 +71,24 @@ def load_image(source: str | Path | Image.Image | np.ndarray) -> Image.Image:
         try:
             with Image.open(path) as opened:
                 if opened.width * opened.height > MAX_PIXELS:
-                    opened.draft("RGB", (opened.width // 4, opened.height // 4))  # JPEG: decode at reduced size
+                    opened.draft(
+                        "RGB", (opened.width // 4, opened.height // 4)
+                    )  # JPEG: decode at reduced size
                 opened.load()
                 im = ImageOps.exif_transpose(opened)
         except UnidentifiedImageError as err:
             raise ValueError(f"{path} is not an image PIL can read (corrupt or unsupported format)") from err
         except (OSError, SyntaxError) as err:
-            raise ValueError(f"{path} could not be decoded ({err}); the file is probably truncated or corrupt") from err
+            raise ValueError(
+                f"{path} could not be decoded ({err}); the file is probably truncated or corrupt"
+            ) from err
     else:
         raise TypeError(f"expected a path, PIL image or numpy array, got {type(source).__name__}")
     im = _normalise_mode(im)
     if min(im.size) < MIN_SIDE:
-        warnings.warn(f"image is only {im.size[0]}x{im.size[1]} px; it will be upsampled", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"image is only {im.size[0]}x{im.size[1]} px; it will be upsampled", UserWarning, stacklevel=2
+        )
     return im
 
 

@@ -153,7 +153,9 @@ class ClipModel:
         """gamma in Eq. 1: CLIP's learnt temperature, exp(logit_scale)."""
         return float(self.model.logit_scale.exp())
 
-    def preprocess(self, images: Image.Image | str | Path | Sequence[Image.Image | str | Path]) -> torch.Tensor:
+    def preprocess(
+        self, images: Image.Image | str | Path | Sequence[Image.Image | str | Path]
+    ) -> torch.Tensor:
         """Images -> normalised (B, 3, H, W) tensor on the model's device; the whole image is resized, not cropped."""
         if isinstance(images, (Image.Image, str, Path)):
             images = [images]
@@ -226,7 +228,9 @@ def _cached_weights(model_name: str, tag: str, cache_dir: str | None) -> str | N
         repo, filename = os.path.split(hub.rstrip("/") if hub.endswith("/") else hub)
         if hub.endswith("/"):
             repo, filename = hub.rstrip("/"), ""
-        for fname in [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
+        for fname in (
+            [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        ):
             hit = try_to_load_from_cache(repo, fname, cache_dir=cache_dir)
             if isinstance(hit, str):
                 return hit
@@ -262,7 +266,9 @@ def _load_shapes(path: Path, device: torch.device, dtype: torch.dtype, name: str
     if ckpt.get("format") != "clipcam-shapes" or ckpt.get("kind") != "clip":
         raise ValueError(f"{path} is not a ShapesWorld CLIP checkpoint (kind={ckpt.get('kind')!r})")
     model = build_clip(ckpt["model_cfg"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    )
     model = _finish(model, device, dtype)
     tok = CompactTokenizer.from_state_dict(ckpt["tokenizer"])
     facts = architecture_facts(model)
@@ -312,7 +318,12 @@ def load_clip(
 
 
 def _load_open_clip(
-    name: str, pretrained: str | None, dev: torch.device, dtype: torch.dtype, cache_dir: str | None, label: str = ""
+    name: str,
+    pretrained: str | None,
+    dev: torch.device,
+    dtype: torch.dtype,
+    cache_dir: str | None,
+    label: str = "",
 ) -> ClipModel:
     models = open_clip.list_models()
     if name not in models:
@@ -328,12 +339,16 @@ def _load_open_clip(
     if tag is not None and not os.path.exists(tag):
         tags = open_clip.list_pretrained_tags_by_model(name)
         if tag not in tags:
-            raise ValueError(f"model {name!r} has no pretrained tag {tag!r}; available: {', '.join(tags) or 'none'}")
+            raise ValueError(
+                f"model {name!r} has no pretrained tag {tag!r}; available: {', '.join(tags) or 'none'}"
+            )
         cached = _cached_weights(name, tag, cache_dir)
         if cached is None and not _online():
             raise WeightsUnavailableError(offline_message(f"the {name!r} weights ({tag!r})"))
     if tag is None:
-        warnings.warn(f"{name} has random weights: its saliency maps are not localization", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{name} has random weights: its saliency maps are not localization", UserWarning, stacklevel=3
+        )
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No pretrained weights loaded")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -42,7 +43,13 @@ RELATIONS: dict[str, str] = {
     "inside": "inside",
     "overlapping": "overlapping",
 }
-OBJECT_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "{}", "a {}", "a picture of a {}", "a drawing of a {}")
+OBJECT_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}",
+    "{}",
+    "a {}",
+    "a picture of a {}",
+    "a drawing of a {}",
+)
 SUPERSAMPLE = 2  # draw at 2x and downsample, so edges are anti-aliased like real photos
 
 
@@ -205,7 +212,9 @@ def _background(size: int, rng: np.random.Generator) -> Image.Image:
         arr = np.broadcast_to(arr, (size, size, 3)).copy()
     elif kind == "noise":
         small = rng.normal(0, rng.uniform(8, 25), size=(size // 8 + 1, size // 8 + 1, 1))
-        noise = np.asarray(Image.fromarray(small[..., 0].astype(np.float32)).resize((size, size), Image.BILINEAR))
+        noise = np.asarray(
+            Image.fromarray(small[..., 0].astype(np.float32)).resize((size, size), Image.BILINEAR)
+        )
         arr = col + noise[..., None] + rng.normal(0, 4, size=(size, size, 1))
     else:
         period = rng.integers(6, 20)
@@ -230,7 +239,9 @@ def _draw_clutter(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator
             draw.ellipse([x - r, y - r, x + r, y + r], fill=col)
 
 
-def _draw_object(draw: ImageDraw.ImageDraw, obj_pts: np.ndarray, rgb: tuple, filled: bool, scale: float) -> None:
+def _draw_object(
+    draw: ImageDraw.ImageDraw, obj_pts: np.ndarray, rgb: tuple, filled: bool, scale: float
+) -> None:
     pts = [tuple(p) for p in (obj_pts * SUPERSAMPLE)]
     if filled:
         draw.polygon(pts, fill=rgb)
@@ -244,7 +255,9 @@ def _box_of(pts: np.ndarray) -> Box:
 
 
 def _overlap(a: Box, b: Box, margin: float = 0.0) -> bool:
-    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
+    return not (
+        a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1]
+    )
 
 
 @dataclass
@@ -336,7 +349,9 @@ def object_scene(
     return Scene(_render(size, rng, placed, n_clutter), _to_objects(placed, size), clutter=n_clutter)
 
 
-def _relation_layout(name: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, float, np.ndarray, float]:
+def _relation_layout(
+    name: str, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, float, np.ndarray, float]:
     """Centres and sizes of (subject, object) realising a relation, in pixels."""
     u = size
     if name == "inside":
@@ -353,7 +368,9 @@ def _relation_layout(name: str, rng: np.random.Generator, size: int) -> tuple[np
         dx = rng.uniform(-0.1, 0.1) * u if name == "above" else 0.0
         return np.array([cx + dx, top + ss / 2]), ss, np.array([cx, top + ss + gap + so / 2]), so
     if name in ("next to", "touching", "overlapping"):
-        gap = {"next to": rng.uniform(0.08, 0.2) * u, "touching": 0.0, "overlapping": -0.35 * min(ss, so)}[name]
+        gap = {"next to": rng.uniform(0.08, 0.2) * u, "touching": 0.0, "overlapping": -0.35 * min(ss, so)}[
+            name
+        ]
         w = ss + so + gap
         cy = rng.uniform(max(ss, so) / 2, u - max(ss, so) / 2)
         left = rng.uniform(0, u - w)
@@ -399,7 +416,9 @@ def interaction_scene(
             colour, shape = _random_class(rng, None)
             pts = shape_polygon(shape, (cx, cy), s, rng.uniform(0, 2 * np.pi))
             box = _box_of(pts)
-            if not _overlap(box, union, margin=0.08 * size) and all(not _overlap(box, _box_of(q.pts), 2) for q in extra):
+            if not _overlap(box, union, margin=0.08 * size) and all(
+                not _overlap(box, _box_of(q.pts), 2) for q in extra
+            ):
                 extra.append(_Placed(shape, colour, True, pts, s))
                 break
     n_clutter = int(rng.integers(clutter[0], clutter[1] + 1))
@@ -421,7 +440,14 @@ def mosaic(scenes: list[Scene], size: int) -> Scene:
         fx, fy = half / sc.size[0], half / sc.size[1]
         for o in sc.objects:
             b = o.box
-            objects.append(ShapeObject(o.shape, o.colour, o.filled, (ox + b[0] * fx, oy + b[1] * fy, ox + b[2] * fx, oy + b[3] * fy)))
+            objects.append(
+                ShapeObject(
+                    o.shape,
+                    o.colour,
+                    o.filled,
+                    (ox + b[0] * fx, oy + b[1] * fy, ox + b[2] * fx, oy + b[3] * fy),
+                )
+            )
     return Scene(canvas, objects, meta={"mosaic": True})
 
 
@@ -448,7 +474,9 @@ def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: li
     return out
 
 
-def interaction_items(per_relation: int = 16, seed: int = 0, size: int = 128, relations: list[str] | None = None) -> list:
+def interaction_items(
+    per_relation: int = 16, seed: int = 0, size: int = 128, relations: list[str] | None = None
+) -> list:
     """Grid items for the action benchmark: the label is the relation, the ground truth the pair's union box.
 
     `group` is the object's class, so grids can ask for four distinct objects as the official code does.
@@ -460,9 +488,53 @@ def interaction_items(per_relation: int = 16, seed: int = 0, size: int = 128, re
     out = []
     for r_idx, rel in enumerate(relations or list(RELATIONS)):
         for k in range(per_relation):
-            sc = interaction_scene(scene_rng(seed, r_idx * 1000 + k, "interaction-item"), size=size, relation=rel)
+            sc = interaction_scene(
+                scene_rng(seed, r_idx * 1000 + k, "interaction-item"), size=size, relation=rel
+            )
             s, o = sc.objects[0], sc.objects[1]
             out.append(GridItem(f"shapes-rel-{seed}-{r_idx}-{k}", rel, (union_box([s.box, o.box]),), sc.image, sc.size,
                                 rel in seen, group=o.label,
                                 meta={"caption": sc.relation_caption("full"), "subject_box": s.box, "object_box": o.box}))  # fmt: skip
     return out
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+
+def export_records(
+    out_dir: str | Path, n: int, seed: int = 0, kind: str = "objects", size: int = 256
+) -> list:
+    """Write `n` scenes as PNG files and return them as dataset records (the schema of `datasets.py`).
+
+    `kind="objects"` gives `ImageRecord`s (labels "red star"); `kind="interactions"` gives
+    `InteractionRecord`s whose subject plays HICO-DET's human and whose relation plays the verb.
+    Files are named by seed and index, so re-exporting the same seed rewrites identical images.
+    """
+    from .datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
+
+    if kind not in ("objects", "interactions"):
+        raise ValueError(f"kind must be 'objects' or 'interactions', got {kind!r}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    relation_ids = {name: k + 1 for k, name in enumerate(RELATIONS)}
+    records = []
+    for i in range(n):
+        image_id = f"shapes-{kind}-{seed}-{i:05d}"
+        path = folder / f"{image_id}.png"
+        if kind == "objects":
+            sc = object_scene(
+                scene_rng(seed, i, "export-objects"), size=size, n_objects=(1, 4), scale=(0.15, 0.45)
+            )
+            sc.image.save(path)
+            objs = tuple(ObjectBox(o.label, o.box, {"filled": o.filled}) for o in sc.objects)
+            records.append(ImageRecord(image_id, path, sc.size, objs, "shapes"))
+        else:
+            sc = interaction_scene(scene_rng(seed, i, "export-interactions"), size=size)
+            sc.image.save(path)
+            rel = sc.relation
+            s, o = sc.objects[rel.subject], sc.objects[rel.object]
+            pair = Interaction(s.box, o.box, rel.name, o.label, relation_ids[rel.name])
+            records.append(InteractionRecord(image_id, path, sc.size, (pair,), "shapes"))
+    return records

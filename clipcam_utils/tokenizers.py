@@ -30,7 +30,9 @@ def clean_text(text: str) -> str:
         raise TypeError(f"text must be a string, got {type(text).__name__}")
     stripped = text.strip()
     if not stripped:
-        raise ValueError("text is empty; give a sentence describing the region to find, e.g. 'a photo of a dog'")
+        raise ValueError(
+            "text is empty; give a sentence describing the region to find, e.g. 'a photo of a dog'"
+        )
     return stripped
 
 

@@ -125,7 +125,12 @@ def _make_scene(args: tuple[int, int, str, int, tuple | None]) -> sw.Scene:
 
 
 def make_pool(
-    n: int, seed: int, size: int, kinds: dict[str, float], classes: dict[str, tuple] | None = None, workers: int = 2
+    n: int,
+    seed: int,
+    size: int,
+    kinds: dict[str, float],
+    classes: dict[str, tuple] | None = None,
+    workers: int = 2,
 ) -> list[sw.Scene]:
     """Pre-render a pool of scenes (in parallel): training then samples and recombines them for free."""
     jobs = []
@@ -137,12 +142,16 @@ def make_pool(
 
 def to_tensor(images: list, image_size: int) -> torch.Tensor:
     """PIL images -> normalised float tensor (B, 3, S, S), resized without cropping."""
-    arr = np.stack([np.asarray(im.resize((image_size, image_size), resample=3), dtype=np.float32) for im in images])
+    arr = np.stack(
+        [np.asarray(im.resize((image_size, image_size), resample=3), dtype=np.float32) for im in images]
+    )
     t = torch.from_numpy(arr).permute(0, 3, 1, 2) / 255.0
     return (t - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
 
 
-def _sample_scene(rng: np.random.Generator, objects: list, interactions: list, mix: dict, size: int) -> sw.Scene:
+def _sample_scene(
+    rng: np.random.Generator, objects: list, interactions: list, mix: dict, size: int
+) -> sw.Scene:
     kind = rng.choice(list(mix), p=np.array(list(mix.values())) / sum(mix.values()))
     if kind == "interaction" and interactions:
         return interactions[rng.integers(len(interactions))]
@@ -163,7 +172,9 @@ def clip_batch(
     caption of each interaction scene: every image gets a true/false answer for every class at each step,
     which trains a tiny model far faster than one random caption per image.
     """
-    scenes = [_sample_scene(rng, objects, interactions, cfg.mix, cfg.scene_size) for _ in range(cfg.batch_size)]
+    scenes = [
+        _sample_scene(rng, objects, interactions, cfg.mix, cfg.scene_size) for _ in range(cfg.batch_size)
+    ]
     captions, keys = [], []
     for label in sw.class_names():
         cap, key = _object_caption(rng, label)
@@ -184,7 +195,9 @@ def clip_batch(
     has_rel = torch.tensor([sc.relation is not None for sc in scenes])
     is_rel_caption = torch.tensor([k[0] != "obj" for k in keys])
     valid = ~(~has_rel[:, None] & is_rel_caption[None, :])
-    images = [sc.image.transpose(0) if rng.random() < 0.5 else sc.image for sc in scenes]  # 0 = FLIP_LEFT_RIGHT
+    images = [
+        sc.image.transpose(0) if rng.random() < 0.5 else sc.image for sc in scenes
+    ]  # 0 = FLIP_LEFT_RIGHT
     return to_tensor(images, cfg.image_size), captions, labels, valid
 
 
@@ -197,12 +210,17 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> dict:
         vision = {"image_size": cfg.image_size, "layers": cfg.vit_layers, "width": cfg.vit_width,
                   "patch_size": cfg.vit_patch, "head_width": 32}  # fmt: skip
     elif cfg.tower == "resnet":
-        vision = {"image_size": cfg.image_size, "layers": list(cfg.rn_layers), "width": cfg.rn_width, "head_width": 32}
+        vision = {
+            "image_size": cfg.image_size,
+            "layers": list(cfg.rn_layers),
+            "width": cfg.rn_width,
+            "head_width": 32,
+        }
     else:
         raise ValueError(f"unknown tower {cfg.tower!r}; use 'vit' or 'resnet'")
     text = {"context_length": cfg.context_length, "vocab_size": vocab_size, "width": cfg.text_width,
             "heads": cfg.text_width // 32, "layers": cfg.text_layers}  # fmt: skip
-    return {"embed_dim": cfg.embed_dim, "vision_cfg": vision, "text_cfg": text, "init_logit_bias": -10.0}
+    return {"embed_dim": cfg.embed_dim, "vision_cfg": vision, "text_cfg": text}
 
 
 def build_clip(model_cfg: dict) -> open_clip.CLIP:
@@ -242,6 +260,23 @@ def _log(msg: str, log: Callable[[str], None] | None) -> None:
     (log or print)(msg)
 
 
+def multi_positive_clip_loss(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric contrastive loss with several positives per row and column.
+
+    Image -> text: a softmax over the batch's captions, the target spread evenly over every true caption;
+    text -> image likewise over images. Pairs marked invalid (unknown truth) are left out of both softmaxes.
+    """
+    masked = logits.masked_fill(~valid, float("-inf"))
+    pos = labels * valid
+    total = logits.new_zeros(())
+    for lg, p in ((masked, pos), (masked.T, pos.T)):
+        rows = p.sum(1) > 0
+        target = p[rows] / p[rows].sum(1, keepdim=True)
+        logp = F.log_softmax(lg[rows], dim=1).masked_fill(~torch.isfinite(lg[rows]), 0.0)
+        total = total + -(target * logp).sum(1).mean()
+    return total / 2
+
+
 def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
     """Train one tiny CLIP; returns a checkpoint dict (see `save_checkpoint`)."""
     torch.manual_seed(cfg.seed)
@@ -263,8 +298,7 @@ def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> di
         images, captions, labels, valid = clip_batch(rng, objects, interactions, cfg)
         img = F.normalize(model.encode_image(images), dim=-1)
         txt = F.normalize(model.encode_text(tok(captions)), dim=-1)
-        logits = model.logit_scale.exp() * img @ txt.T + model.logit_bias
-        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")[valid].mean()
+        loss = multi_positive_clip_loss(model.logit_scale.exp() * img @ txt.T, labels, valid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -297,7 +331,9 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     small = dict(ckpt)
-    small["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+    small["state_dict"] = {
+        k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()
+    }
     torch.save(small, path)
     return path
 
@@ -327,10 +363,14 @@ def train_baseline(cfg: TrainConfig, log: Callable[[str], None] | None = None) -
     rng = np.random.default_rng(cfg.seed)
     if cfg.task == "object-baseline":
         classes = sorted(sw.seen_classes())
-        pool = make_pool(cfg.pool_size, cfg.seed + 1, cfg.scene_size, {"object": 1.0}, {"object": tuple(classes)})
+        pool = make_pool(
+            cfg.pool_size, cfg.seed + 1, cfg.scene_size, {"object": 1.0}, {"object": tuple(classes)}
+        )
     elif cfg.task == "relation-baseline":
         classes = sorted(sw.seen_relations())
-        pool = make_pool(cfg.pool_size, cfg.seed + 2, cfg.scene_size, {"interaction": 1.0}, {"interaction": tuple(classes)})
+        pool = make_pool(
+            cfg.pool_size, cfg.seed + 2, cfg.scene_size, {"interaction": 1.0}, {"interaction": tuple(classes)}
+        )
     else:
         raise ValueError(f"unknown baseline task {cfg.task!r}")
     index = {c: i for i, c in enumerate(classes)}
@@ -348,7 +388,9 @@ def train_baseline(cfg: TrainConfig, log: Callable[[str], None] | None = None) -
                 scenes.append(sw.mosaic([pool[rng.integers(len(pool))] for _ in range(4)], cfg.scene_size))
             else:
                 scenes.append(pool[rng.integers(len(pool))])
-        images = to_tensor([sc.image.transpose(0) if rng.random() < 0.5 else sc.image for sc in scenes], cfg.image_size)
+        images = to_tensor(
+            [sc.image.transpose(0) if rng.random() < 0.5 else sc.image for sc in scenes], cfg.image_size
+        )
         logits = model(images)
         if cfg.task == "object-baseline":
             target = torch.zeros(len(scenes), len(classes))
@@ -397,5 +439,7 @@ def train_all(out: Path, only: str | None = None, steps_scale: float = 1.0) -> l
         cfg = TrainConfig(**{**asdict(cfg), "steps": max(1, int(cfg.steps * steps_scale))})
         ckpt = train_clip(cfg) if cfg.task == "clip" else train_baseline(cfg)
         written.append(save_checkpoint(ckpt, Path(out) / f"{name}.pt"))
-        print(f"wrote {written[-1]} ({written[-1].stat().st_size / 1e6:.1f} MB) after {time.time() - t0:.0f}s")
+        print(
+            f"wrote {written[-1]} ({written[-1].stat().st_size / 1e6:.1f} MB) after {time.time() - t0:.0f}s"
+        )
     return written
