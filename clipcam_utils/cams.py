@@ -274,7 +274,8 @@ def map_from_weights(clip: ClipModel, image, weights: np.ndarray) -> np.ndarray:
     cap = capture(clip, pixels, with_grad=False)
     acts = clip.facts.reshape_transform(cap.activations)[0].double().cpu().numpy()  # (C, h, w)
     raw = np.maximum(np.tensordot(np.asarray(weights, np.float64), acts, axes=1), 0)[None].astype(np.float32)
-    return scale_cam_image(raw, (pixels.shape[-1], pixels.shape[-2]))[0]
+    scaled = scale_cam_image(raw, (pixels.shape[-1], pixels.shape[-2]))
+    return scale_cam_image(np.maximum(scaled, 0))[0]  # grad-cam's aggregate step rescales after resizing
 
 
 # ---------------------------------------------------------------------------------------------- localize

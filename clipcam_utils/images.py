@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MIN_SIDE = 8  # smaller images are upsampled; their saliency maps carry little information
-MAX_PIXELS = 100_000_000  # decode larger images at reduced size instead of exhausting memory
+MAX_PIXELS = 40_000_000  # decode larger JPEGs at reduced size instead of exhausting memory
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -17,7 +17,9 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     if np.issubdtype(arr.dtype, np.integer):
-        top = 65535 if arr.max(initial=0) > 255 or arr.dtype in (np.uint16, np.int32) else 255
+        top = (
+            65535 if arr.max(initial=0) > 255 or arr.dtype.newbyteorder("=") in (np.uint16, np.int32) else 255
+        )
         return np.clip(arr.astype(np.float64) / top * 255.0, 0, 255).round().astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
@@ -76,6 +78,11 @@ def load_image(source: str | Path | Image.Image | np.ndarray) -> Image.Image:
                     )  # JPEG: decode at reduced size
                 opened.load()
                 im = ImageOps.exif_transpose(opened)
+        except Image.DecompressionBombError as err:
+            raise ValueError(
+                f"{path} is too large to decode safely ({err}); downscale it first, or raise "
+                "PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
+            ) from err
         except UnidentifiedImageError as err:
             raise ValueError(f"{path} is not an image PIL can read (corrupt or unsupported format)") from err
         except (OSError, SyntaxError) as err:

@@ -157,7 +157,7 @@ class ClipModel:
         self, images: Image.Image | str | Path | Sequence[Image.Image | str | Path]
     ) -> torch.Tensor:
         """Images -> normalised (B, 3, H, W) tensor on the model's device; the whole image is resized, not cropped."""
-        if isinstance(images, (Image.Image, str, Path)):
+        if isinstance(images, (Image.Image, str, Path, np.ndarray)):
             images = [images]
         h, w = self.image_size
         arrs = [np.asarray(load_image(im).resize((w, h), Image.BICUBIC), dtype=np.float32) for im in images]

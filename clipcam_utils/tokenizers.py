@@ -92,7 +92,9 @@ class CompactTokenizer:
         n = context_length or self.context_length
         out = torch.zeros(len(texts), n, dtype=torch.long)
         for row, t in enumerate(texts):
-            ids = self.encode(t)[:n]
+            ids = self.encode(t)
+            if len(ids) > n:
+                ids = ids[: n - 1] + [ids[-1]]  # keep end-of-text: open_clip pools the text tower there
             out[row, : len(ids)] = torch.tensor(ids)
         return out
 

@@ -212,11 +212,6 @@ def test_map_from_weights_matches_clipcam_up_to_final_rescale(tiny, real, image)
         assert rel_max_diff(scale_cam_image(mfw[None])[0], gc) <= 1e-5, clip.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: map_from_weights min-max scales once; grad-cam (and clipcam) rescale again after resizing",
-)
 def test_map_from_weights_equals_clipcam(tiny, real, image) -> None:
     for clip, text in _map_cases(tiny, real):
         mfw = cams.map_from_weights(clip, image, gradcam_weights(clip, image, text))
@@ -311,9 +306,6 @@ def test_localize_numpy_image(tiny) -> None:
     np.testing.assert_array_equal(loc.saliency, ref.saliency)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=RuntimeError, reason="bug: ClipModel.preprocess iterates a numpy image's rows"
-)
 def test_clipcam_numpy_image(tiny) -> None:
     arr = np.asarray(scene_image())
     with warnings.catch_warnings():

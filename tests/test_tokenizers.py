@@ -81,9 +81,6 @@ def test_truncation_keeps_the_end_token(tok) -> None:
     assert ids[1:-1] == full[: tok.context_length - 2]  # the first tokens are kept
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="bug: __call__(context_length=n < own) cuts off end-of-text"
-)
 def test_shorter_context_override_keeps_the_end_token(tok) -> None:
     out = tok([LONG], context_length=8)
     assert out.shape == (1, 8)
