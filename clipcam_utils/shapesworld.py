@@ -379,6 +379,18 @@ def _relation_layout(
     raise ValueError(f"unknown relation {name!r}; choose from {', '.join(RELATIONS)}")
 
 
+def _contact_shift(name: str, s: Box, o: Box) -> np.ndarray:
+    """Move the subject so that the *boxes* realise the relation exactly (shapes are not all square)."""
+    if name == "on top of":
+        return np.array([0.0, o[1] - s[3]])
+    if name in ("touching", "overlapping"):
+        overlap = 0.0 if name == "touching" else 0.35 * min(s[2] - s[0], o[2] - o[0])
+        if (s[0] + s[2]) < (o[0] + o[2]):  # subject on the left
+            return np.array([o[0] - s[2] + overlap, 0.0])
+        return np.array([o[2] - s[0] - overlap, 0.0])
+    return np.zeros(2)
+
+
 def interaction_scene(
     rng: np.random.Generator,
     size: int = 128,
@@ -402,6 +414,7 @@ def interaction_scene(
     subj = _Placed(str(s_s), str(c_s), True, shape_polygon(str(s_s), tuple(cs), ss, ang()), ss)
     obj_filled = name != "inside"  # the container is an outline, so the subject stays visible
     obj = _Placed(str(s_o), str(c_o), obj_filled, shape_polygon(str(s_o), tuple(co), so, ang()), so)
+    subj.pts = subj.pts + _contact_shift(name, _box_of(subj.pts), _box_of(obj.pts))
     placed = [obj, subj] if name in ("inside", "overlapping") and rng.random() < 0.5 else [subj, obj]
     if name == "inside":
         placed = [obj, subj]

@@ -1,0 +1,119 @@
+"""ShapesWorld: determinism, exact boxes, relations, captions, grids items and export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipcam_utils import shapesworld as sw
+from clipcam_utils.boxes import union_box
+
+
+def test_classes_and_split() -> None:
+    classes = sw.class_names()
+    assert len(classes) == 64 and len(set(classes)) == 64
+    seen = sw.seen_classes()
+    assert len(seen) == 32 and seen < set(classes)
+    # every colour and every shape occurs in both halves
+    for c in sw.COLOURS:
+        assert sum(x.startswith(c + " ") for x in seen) == 4
+    for s in sw.SHAPES:
+        assert sum(x.endswith(" " + s) for x in seen) == 4
+    assert len(sw.seen_relations()) == 3 and sw.seen_relations() < set(sw.RELATIONS)
+
+
+def test_same_seed_same_image_and_independent_items() -> None:
+    a = sw.object_scene(sw.scene_rng(5, 3, "x"), size=96)
+    b = sw.object_scene(sw.scene_rng(5, 3, "x"), size=96)
+    c = sw.object_scene(sw.scene_rng(5, 4, "x"), size=96)
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.objects == b.objects
+    assert not np.array_equal(np.asarray(a.image), np.asarray(c.image))
+
+
+def test_boxes_are_tight_around_drawn_pixels() -> None:
+    """On a flat background, the object's pixels fill its box edge to edge (within anti-aliasing)."""
+    for i in range(6):
+        rng = sw.scene_rng(1, i, "tight")
+        sc = sw.object_scene(rng, size=128, n_objects=1, clutter=(0, 0))
+        (obj,) = sc.objects
+        img = np.asarray(sc.image).astype(int)
+        target = np.array(sw.COLOURS[obj.colour])
+        close = np.abs(img - target).sum(-1) < 90
+        ys, xs = np.nonzero(close)
+        x1, y1, x2, y2 = obj.box
+        assert (
+            xs.min() >= x1 - 1.5
+            and xs.max() + 1 <= x2 + 1.5
+            and ys.min() >= y1 - 1.5
+            and ys.max() + 1 <= y2 + 1.5
+        )
+        if obj.filled:  # the coloured pixels reach (nearly) every side of the box
+            assert (
+                xs.min() <= x1 + 2.5
+                and xs.max() + 1 >= x2 - 2.5
+                and ys.min() <= y1 + 2.5
+                and ys.max() + 1 >= y2 - 2.5
+            )
+
+
+def test_include_forces_the_first_object() -> None:
+    sc = sw.object_scene(sw.scene_rng(0, 0, "inc"), include="pink heart")
+    assert sc.objects[0].label == "pink heart"
+    with pytest.raises(ValueError, match="unknown ShapesWorld class"):
+        sw.object_scene(sw.scene_rng(0, 0, "inc"), include="teal star")
+
+
+@pytest.mark.parametrize("relation", list(sw.RELATIONS))
+def test_relation_geometry(relation: str) -> None:
+    for i in range(5):
+        sc = sw.interaction_scene(sw.scene_rng(2, i, "rel"), size=128, relation=relation, distractors=(0, 0))
+        s, o = sc.objects[0].box, sc.objects[1].box
+        cs, co = ((s[0] + s[2]) / 2, (s[1] + s[3]) / 2), ((o[0] + o[2]) / 2, (o[1] + o[3]) / 2)
+        if relation == "inside":
+            assert o[0] <= s[0] and o[1] <= s[1] and s[2] <= o[2] and s[3] <= o[3]
+        elif relation == "above":
+            assert s[3] < o[1]  # a gap between them
+        elif relation == "on top of":
+            assert s[3] == pytest.approx(o[1], abs=1.0)
+        elif relation in ("next to", "touching", "overlapping"):
+            gap = max(s[0], o[0]) - min(s[2], o[2])
+            assert {"next to": gap > 1, "touching": abs(gap) <= 1.0, "overlapping": gap < -1}[relation]
+            assert abs(cs[1] - co[1]) < 1.0
+        assert sc.relation.name == relation
+
+
+def test_captions() -> None:
+    assert sw.object_caption("orange star") == "a photo of an orange star"
+    assert sw.object_caption("red star", "{}") == "red star"
+    sc = sw.interaction_scene(sw.scene_rng(0, 1, "cap"), relation="inside")
+    s, o = sc.objects[0], sc.objects[1]
+    assert sc.relation_caption() == f"{sw.with_article(s.label)} inside {sw.with_article(o.label)}"
+    assert sc.relation_caption("verb") == "inside"
+    with pytest.raises(ValueError, match="no relation"):
+        sw.object_scene(sw.scene_rng(0, 0, "x")).relation_caption()
+
+
+def test_mosaic_remaps_boxes() -> None:
+    parts = [sw.object_scene(sw.scene_rng(0, k, "m"), size=100, n_objects=1) for k in range(4)]
+    grid = sw.mosaic(parts, 200)
+    b = parts[3].objects[0].box
+    assert grid.objects[3].box == pytest.approx((100 + b[0], 100 + b[1], 100 + b[2], 100 + b[3]))
+
+
+def test_benchmark_items() -> None:
+    items = sw.object_items(per_class=1, seed=0, size=96, classes=["red star", "blue circle"])
+    assert [it.label for it in items] == ["red star", "blue circle"]
+    assert items[0].seen == ("red star" in sw.seen_classes())
+    rel = sw.interaction_items(per_relation=1, seed=0, size=96, relations=["inside"])[0]
+    assert rel.boxes == (union_box([rel.meta["subject_box"], rel.meta["object_box"]]),)
+
+
+def test_export_records(tmp_path) -> None:
+    recs = sw.export_records(tmp_path, 3, seed=1, kind="objects", size=64)
+    assert len(recs) == 3 and all(r.image_path.exists() and r.size == (64, 64) for r in recs)
+    again = sw.export_records(tmp_path / "b", 3, seed=1, kind="objects", size=64)
+    assert [r.objects for r in recs] == [r.objects for r in again]
+    inter = sw.export_records(tmp_path, 2, kind="interactions", size=64)
+    assert inter[0].num_pairs == 1 and inter[0].interactions[0].verb in sw.RELATIONS
+    with pytest.raises(ValueError, match="kind must be"):
+        sw.export_records(tmp_path, 1, kind="scenes")
