@@ -50,6 +50,8 @@ OBJECT_TEMPLATES: tuple[str, ...] = (
     "a picture of a {}",
     "a drawing of a {}",
 )
+# Objects stand roughly upright, as in photos; free rotation would make a square a diamond and a cross an X.
+MAX_TILT = 0.4  # radians
 SUPERSAMPLE = 2  # draw at 2x and downsample, so edges are anti-aliased like real photos
 
 
@@ -339,7 +341,7 @@ def object_scene(
         for _attempt in range(30):
             s = rng.uniform(*scale) * size
             cx, cy = rng.uniform(s / 2, size - s / 2, 2)
-            pts = shape_polygon(shape, (cx, cy), s, rng.uniform(0, 2 * np.pi))
+            pts = shape_polygon(shape, (cx, cy), s, rng.uniform(-MAX_TILT, MAX_TILT))
             box = _box_of(pts)
             if all(not _overlap(box, _box_of(q.pts), margin=2) for q in placed):
                 placed.append(_Placed(shape, colour, bool(rng.random() < 0.75), pts, s))
@@ -410,7 +412,7 @@ def interaction_scene(
         s_s, s_o = rng.choice(["square", "circle", "diamond", "triangle", "heart"], 2)
     if name == "inside":
         s_o = rng.choice(["circle", "square", "diamond", "heart"])
-    ang = (lambda: 0.0) if upright else (lambda: rng.uniform(-0.4, 0.4))
+    ang = (lambda: 0.0) if upright else (lambda: rng.uniform(-MAX_TILT, MAX_TILT))
     subj = _Placed(str(s_s), str(c_s), True, shape_polygon(str(s_s), tuple(cs), ss, ang()), ss)
     obj_filled = name != "inside"  # the container is an outline, so the subject stays visible
     obj = _Placed(str(s_o), str(c_o), obj_filled, shape_polygon(str(s_o), tuple(co), so, ang()), so)
@@ -427,7 +429,7 @@ def interaction_scene(
             s = rng.uniform(0.12, 0.22) * size
             cx, cy = rng.uniform(s / 2, size - s / 2, 2)
             colour, shape = _random_class(rng, None)
-            pts = shape_polygon(shape, (cx, cy), s, rng.uniform(0, 2 * np.pi))
+            pts = shape_polygon(shape, (cx, cy), s, rng.uniform(-MAX_TILT, MAX_TILT))
             box = _box_of(pts)
             if not _overlap(box, union, margin=0.08 * size) and all(
                 not _overlap(box, _box_of(q.pts), 2) for q in extra
