@@ -1,1 +1,24 @@
+"""clipcam_utils: CLIPCAM (Grad-CAM on CLIP's image-text score) as a small, tested package.
 
+Data flows one way: image + text -> model (`models`) -> saliency (`cams`) -> box (`boxes`) -> metrics
+(`evaluation`) -> tables, plots and FiftyOne (`plots`, `fiftyone_export`).
+"""
+
+from .boxes import box_iou, saliency_to_box
+from .cams import CAM_METHODS, Localization, clipcam, gradcam_weights, localize
+from .models import ClipModel, WeightsUnavailableError, load_clip, randomized_copy
+
+__all__ = [
+    "CAM_METHODS",
+    "ClipModel",
+    "Localization",
+    "WeightsUnavailableError",
+    "box_iou",
+    "clipcam",
+    "gradcam_weights",
+    "load_clip",
+    "localize",
+    "randomized_copy",
+    "saliency_to_box",
+]
+__version__ = "0.1.0"

@@ -64,8 +64,10 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    "shapes-vit": TrainConfig(name="shapes-vit", tower="vit"),
-    "shapes-rn": TrainConfig(name="shapes-rn", tower="resnet", image_size=128, steps=1200),
+    "shapes-vit": TrainConfig(
+        name="shapes-vit", tower="vit", image_size=64, batch_size=64, lr=2e-3, steps=3000, warmup=200
+    ),
+    "shapes-rn": TrainConfig(name="shapes-rn", tower="resnet", image_size=128, rn_width=16, steps=1200),
 }
 
 
@@ -346,14 +348,14 @@ def describe(ckpt: dict) -> str:
 
 
 BASELINES: dict[str, TrainConfig] = {
-    "shapes-cnn-objects": TrainConfig(name="shapes-cnn-objects", tower="resnet", image_size=128, steps=300,
-                                      batch_size=96, task="object-baseline", pool_size=8000),
-    "shapes-vit-objects": TrainConfig(name="shapes-vit-objects", tower="vit", steps=300, batch_size=96,
-                                      task="object-baseline", pool_size=8000),
-    "shapes-cnn-relations": TrainConfig(name="shapes-cnn-relations", tower="resnet", image_size=128, steps=200,
-                                        batch_size=96, task="relation-baseline", pool_size=4000),
-    "shapes-vit-relations": TrainConfig(name="shapes-vit-relations", tower="vit", steps=200, batch_size=96,
-                                        task="relation-baseline", pool_size=4000),
+    "shapes-cnn-objects": TrainConfig(name="shapes-cnn-objects", tower="resnet", image_size=128, rn_width=16,
+                                      steps=400, batch_size=64, task="object-baseline", pool_size=8000),
+    "shapes-vit-objects": TrainConfig(name="shapes-vit-objects", tower="vit", image_size=64, steps=600, batch_size=64,
+                                      lr=2e-3, task="object-baseline", pool_size=8000),
+    "shapes-cnn-relations": TrainConfig(name="shapes-cnn-relations", tower="resnet", image_size=128, rn_width=16,
+                                        steps=200, batch_size=64, task="relation-baseline", pool_size=4000),
+    "shapes-vit-relations": TrainConfig(name="shapes-vit-relations", tower="vit", image_size=64, steps=300,
+                                        batch_size=64, lr=2e-3, task="relation-baseline", pool_size=4000),
 }  # fmt: skip
 
 
