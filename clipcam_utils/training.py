@@ -259,7 +259,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _log(msg: str, log: Callable[[str], None] | None) -> None:
-    (log or print)(msg)
+    (log or (lambda m: print(m, flush=True)))(msg)
 
 
 def multi_positive_clip_loss(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
