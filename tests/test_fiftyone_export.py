@@ -247,3 +247,24 @@ def test_add_predictions_rejects_bad_input(
             add_predictions(dataset, reserved, {"fruit1": Prediction("x")})
     with pytest.raises(TypeError, match="mapping image_id"):
         add_predictions(dataset, field, Prediction("x"))
+
+
+def test_shapesworld_export_has_the_same_schema(tmp_path: Path) -> None:
+    """ShapesWorld scenes become FiftyOne samples exactly like Open Images / HICO-DET ones."""
+    from clipcam_utils.shapesworld import export_records
+
+    objects = export_records(tmp_path / "obj", 3, seed=2, kind="objects", size=64)
+    pairs = export_records(tmp_path / "rel", 2, seed=2, kind="interactions", size=64)
+    ds = records_to_dataset(objects + pairs, "test-shapes-export", overwrite=True, persistent=False)
+    try:
+        assert len(ds) == 5
+        first = ds.match({"image_id": objects[0].image_id}).first()
+        dets = first[GROUND_TRUTH_FIELD].detections
+        assert sorted(d.label for d in dets) == sorted(o.label for o in objects[0].objects)
+        x1, y1, x2, y2 = objects[0].objects[0].box
+        d0 = next(d for d in dets if d.label == objects[0].objects[0].label)
+        assert d0.bounding_box == pytest.approx([x1 / 64, y1 / 64, (x2 - x1) / 64, (y2 - y1) / 64])
+        rel = ds.match({"image_id": pairs[0].image_id}).first()
+        assert len(rel[INTERACTIONS_FIELD].detections) == 1 and rel["source"] == "shapes"
+    finally:
+        ds.delete()
