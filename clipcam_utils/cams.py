@@ -165,18 +165,21 @@ def _quiet_scorecam():
     sc.tqdm = _Silent()
 
 
-def clipcam(
-    clip: ClipModel,
-    images,
-    texts: str | Sequence[str],
-    cam: str = "gradcam",
-    batch_size: int = 16,
-) -> np.ndarray:
+def clipcam(clip: ClipModel, images, texts: str | Sequence[str], cam: str = "gradcam") -> np.ndarray:
     """Saliency maps (float32 in [0, 1], model input resolution) for image-text pairs; see module docstring."""
+    maps, _ = clipcam_with_scores(clip, images, texts, cam)
+    return maps
+
+
+def clipcam_with_scores(
+    clip: ClipModel, images, texts: str | Sequence[str], cam: str = "gradcam"
+) -> tuple[np.ndarray, np.ndarray]:
+    """`clipcam` plus the Eq. 1 score of each pair, taken from the same forward pass."""
     method = resolve_cam(cam)
     imgs, txts, single = _pair(images, texts)
     text_emb = clip.encode_text(txts)
-    out = []
+    if method == "scorecam":
+        _quiet_scorecam()
     # Consecutive queries on the same image share one forward pass.
     groups: list[tuple[object, list[int]]] = []
     for i, im in enumerate(imgs):
@@ -184,35 +187,35 @@ def clipcam(
             groups[-1][1].append(i)
         else:
             groups.append((im, [i]))
-    if method == "scorecam":
-        _quiet_scorecam()
+    maps, scores = [], []
     for im, idx in groups:
-        pixels = clip.preprocess(im)
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start : start + batch_size]
-            out.append(_maps_for_image(clip, method, pixels, text_emb[chunk]))
-    # Groups of many images with one query each: process in batches.
-    maps = np.concatenate(out) if out else np.zeros((0, *clip.image_size), np.float32)
-    return maps[0] if single else maps
+        m, sc = _maps_for_image(clip, method, clip.preprocess(im), text_emb[idx])
+        maps.append(m)
+        scores.append(sc)
+    out, score = np.concatenate(maps), np.concatenate(scores)
+    return (out[0], score[0:1]) if single else (out, score)
 
 
-def _maps_for_image(clip: ClipModel, method: str, pixels: torch.Tensor, text_emb: torch.Tensor) -> np.ndarray:
-    """Maps for one preprocessed image (1, 3, H, W) and N text embeddings."""
+def _maps_for_image(
+    clip: ClipModel, method: str, pixels: torch.Tensor, text_emb: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maps and scores for one preprocessed image (1, 3, H, W) and N text embeddings."""
     n = text_emb.shape[0]
     targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
     cap = capture(clip, pixels, with_grad=method not in GRADIENT_FREE)
     reshape = clip.facts.reshape_transform
     acts = reshape(cap.activations.detach()).cpu().numpy()
     acts = np.repeat(acts, n, axis=0)
+    ys = [target(cap.embeddings[0]) for target in targets]
     grads = None
     if method not in GRADIENT_FREE:
         rows = []
-        for k, target in enumerate(targets):
-            y = target(cap.embeddings[0])
+        for k, y in enumerate(ys):
             (g,) = torch.autograd.grad(y, cap.activations, retain_graph=k < n - 1)
             rows.append(reshape(g).cpu().numpy())
         grads = np.concatenate(rows)
-    return _cam_math(method, clip, pixels.expand(n, -1, -1, -1), acts, grads, targets)
+    scores = np.array([float(y.detach()) for y in ys], np.float32)
+    return _cam_math(method, clip, pixels.expand(n, -1, -1, -1), acts, grads, targets), scores
 
 
 def reference_clipcam(clip: ClipModel, image, text: str, cam: str = "gradcam") -> np.ndarray:
@@ -316,11 +319,9 @@ def localize(
     beta = clip.default_beta if beta is None else validate_beta(beta)
     pil = load_image(image)
     text = text.strip() if isinstance(text, str) else text
-    small = clipcam(clip, pil, text, cam=method)
+    small, scores = clipcam_with_scores(clip, pil, text, cam=method)
     full = resize_saliency(small, pil.size)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         box = saliency_to_box(full, beta)
-    with torch.no_grad():
-        score = float(clip.score(clip.encode_image(clip.preprocess(pil)), clip.encode_text([text]))[0])
-    return Localization(text, method, beta, box, full, score, pil.size)
+    return Localization(text, method, beta, box, full, float(scores[0]), pil.size)

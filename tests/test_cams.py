@@ -16,6 +16,7 @@ from clipcam_utils import cams, models
 from clipcam_utils.cams import CAM_METHODS, clipcam, gradcam_weights, localize, reference_clipcam, resolve_cam
 
 TEXTS = ["a red circle", "a blue square", "someone is touching"]
+ONE_SCORE = np.zeros(1, np.float32)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,7 +98,7 @@ def test_text_dependence_of_gradient_methods(tiny, image) -> None:
 
 
 def test_one_forward_pass_per_image(tiny, image, image2, monkeypatch) -> None:
-    """N texts on one image share a forward pass; consecutive groups are batched by `batch_size`."""
+    """N texts on one image share a forward pass; each new image costs one more."""
     clip = tiny["vit"]
     calls: list[int] = []
     original = clip.encode_image
@@ -110,8 +111,8 @@ def test_one_forward_pass_per_image(tiny, image, image2, monkeypatch) -> None:
     clipcam(clip, image, TEXTS)
     assert calls == [1]
     calls.clear()
-    clipcam(clip, [image, image, image, image2], TEXTS + ["a red star"], batch_size=2)
-    assert calls == [1, 1, 1]  # image: chunks of 2 and 1 texts; image2: one
+    clipcam(clip, [image, image, image, image2], TEXTS + ["a red star"])
+    assert calls == [1, 1]  # image: one pass for its three texts; image2: one
 
 
 # ---------------------------------------------------------------------------------------------- fast == reference
@@ -232,7 +233,9 @@ def _hot_block(hw: tuple[int, int]) -> np.ndarray:
 def test_localize_box_in_image_pixels_non_square(tiny, monkeypatch) -> None:
     """The map is resized to the image (300x200), so the box is in the image's own pixels."""
     clip = tiny["vit"]
-    monkeypatch.setattr(cams, "clipcam", lambda c, im, text, cam="gradcam": _hot_block(c.image_size))
+    monkeypatch.setattr(
+        cams, "clipcam_with_scores", lambda c, im, text, cam="gradcam": (_hot_block(c.image_size), ONE_SCORE)
+    )
     loc = localize(clip, scene_image(300, 200), "a red circle", beta=0.5)
     assert loc.saliency.shape == (200, 300) and loc.saliency.dtype == np.float32
     assert loc.image_size == (300, 200)
@@ -263,7 +266,9 @@ def test_localize_real_maps(tiny) -> None:
 def test_localize_default_beta_from_the_model(real, monkeypatch, name, beta) -> None:
     clip = real(name)
     assert clip.default_beta == beta
-    monkeypatch.setattr(cams, "clipcam", lambda c, im, text, cam="gradcam": _hot_block(c.image_size))
+    monkeypatch.setattr(
+        cams, "clipcam_with_scores", lambda c, im, text, cam="gradcam": (_hot_block(c.image_size), ONE_SCORE)
+    )
     loc = localize(clip, scene_image(300, 200), "a dog")
     assert loc.beta == beta
     assert loc.box is not None
@@ -273,7 +278,9 @@ def test_localize_default_beta_from_the_model(real, monkeypatch, name, beta) -> 
 
 @pytest.mark.parametrize("beta", [1.5, -0.1, float("nan")])
 def test_localize_rejects_bad_beta(tiny, monkeypatch, beta) -> None:
-    monkeypatch.setattr(cams, "clipcam", lambda *a, **k: pytest.fail("beta must be checked first"))
+    monkeypatch.setattr(
+        cams, "clipcam_with_scores", lambda *a, **k: pytest.fail("beta must be checked first")
+    )
     with pytest.raises(ValueError, match=r"beta must be in \[0, 1\].*0\.2 for ResNets and 0\.3 for ViTs"):
         localize(tiny["vit"], scene_image(), "a red circle", beta=beta)
 
@@ -281,7 +288,9 @@ def test_localize_rejects_bad_beta(tiny, monkeypatch, beta) -> None:
 def test_localize_all_zero_map_gives_no_box(tiny, monkeypatch) -> None:
     clip = tiny["resnet"]
     monkeypatch.setattr(
-        cams, "clipcam", lambda c, im, text, cam="gradcam": np.zeros(c.image_size, np.float32)
+        cams,
+        "clipcam_with_scores",
+        lambda c, im, text, cam="gradcam": (np.zeros(c.image_size, np.float32), ONE_SCORE),
     )
     with pytest.warns(RuntimeWarning, match="all zeros"):
         loc = localize(clip, scene_image(300, 200), "a red circle")
@@ -378,3 +387,13 @@ def test_long_text_is_truncated_with_warning(tiny, image) -> None:
     with pytest.warns(UserWarning, match=r"tokens but the model's context holds 16; it is truncated"):
         maps = clipcam(tiny["vit"], image, long)
     assert maps.shape == (32, 32)
+
+
+def test_scores_come_from_the_same_pass_and_equal_eq1(tiny, image) -> None:
+    """`clipcam_with_scores` returns gamma * cos(e_T, e_I), identical to `ClipModel.similarity`."""
+    clip = tiny["resnet"]
+    _, scores = cams.clipcam_with_scores(clip, image, TEXTS)
+    expected = clip.similarity([image], TEXTS)[0].numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+    loc = localize(clip, image, TEXTS[0])
+    assert loc.score == pytest.approx(float(expected[0]), abs=1e-5)
