@@ -11,7 +11,7 @@ from pathlib import Path
 from .models import SHAPES_MODELS, WeightsUnavailableError
 
 
-def _add_model_args(p: argparse.ArgumentParser, default_model: str = "shapes-vit") -> None:
+def _add_model_args(p: argparse.ArgumentParser, default_model: str = "shapes-rn") -> None:
     p.add_argument("--model", default=default_model,
                    help=f"{' | '.join(SHAPES_MODELS)} (offline), an open_clip name such as ViT-B-16, or a checkpoint path")  # fmt: skip
     p.add_argument(

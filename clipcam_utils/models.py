@@ -277,7 +277,7 @@ def _load_shapes(path: Path, device: torch.device, dtype: torch.dtype, name: str
 
 
 def load_clip(
-    name: str = "shapes-vit",
+    name: str = "shapes-rn",
     pretrained: str | None = "default",
     *,
     arch: str | None = None,
