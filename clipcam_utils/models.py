@@ -227,7 +227,9 @@ def _cached_weights(model_name: str, tag: str, cache_dir: str | None) -> str | N
 
         # open_clip's convention: "org/repo/" means the default file names, "org/repo/file.bin" one file.
         repo, filename = os.path.split(hub)
-        candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        candidates = (
+            [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        )
         for fname in candidates:
             hit = try_to_load_from_cache(repo, fname, cache_dir=cache_dir)
             if isinstance(hit, str):
