@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +178,3 @@ def summarize(records: pd.DataFrame) -> dict[str, float]:
         out[f"acc_{name}"] = float(part.hit.astype(bool).mean()) if len(part) else float("nan")
     out["errors"] = float((records.error.fillna("") != "").sum())
     return out
-
-
-def protocol_dict(protocol: Protocol) -> dict:
-    return asdict(protocol)

@@ -3,9 +3,9 @@
 `python -m clipcam_utils train-shapes` reproduces every shipped checkpoint under `data/models/`.
 
 The CLIPs are open_clip's own `CLIP` class (a ViT and a ModifiedResNet image tower, a causal text
-transformer), trained contrastively with a multi-positive sigmoid loss: caption j is a positive for image i
-when it describes something present in image i. That is the right target for scenes with several objects,
-where the usual softmax loss would count a second "red star" in the batch as a negative.
+transformer), trained with CLIP's symmetric softmax loss generalised to several positives: caption j is a
+positive for image i when it describes something present in image i. That is the right target for scenes
+with several objects, where the one-positive loss would count a second "red star" in the batch as a negative.
 
 The baselines are the same image towers with a linear classification head, trained with labels on the
 *seen* half of the classes (or relations) only, like the paper's ImageNet classifiers.
@@ -13,7 +13,6 @@ The baselines are the same image towers with a linear classification head, train
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -338,10 +337,6 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
     }
     torch.save(small, path)
     return path
-
-
-def describe(ckpt: dict) -> str:
-    return json.dumps({k: ckpt[k] for k in ("name", "kind", "tower", "train_seconds")})
 
 
 # ---------------------------------------------------------------------------------------------- baselines
