@@ -117,9 +117,7 @@ def _pair(images, texts) -> tuple[list, list[str], bool]:
 class LayerCapture:
     """Target-layer output as an autograd leaf, and the image embeddings computed from it."""
 
-    activations: (
-        torch.Tensor
-    )  # raw layer output (layout of the model), requires grad when captured with grads
+    activations: torch.Tensor  # raw layer output in the model's layout; a leaf that requires grad if asked
     embeddings: torch.Tensor
 
 
