@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -81,6 +81,11 @@ def real_clip(name: str, seed: int = 0) -> models.ClipModel:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*random weights.*", category=UserWarning)
         return models.load_clip(name, pretrained=None)
+
+
+def real_clip_cache() -> Callable[[str], models.ClipModel]:
+    """`real_clip` memoised: a module fixture returns one, so each backbone is built once per module."""
+    return lru_cache(maxsize=None)(real_clip)
 
 
 def scene_image(width: int = 80, height: int = 60, seed: int = 0) -> Image.Image:

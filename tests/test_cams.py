@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from helpers_core import NONZERO_PROMPT, real_clip, rel_max_diff, scene_image, tiny_clip, torch_threads
+from helpers_core import NONZERO_PROMPT, real_clip_cache, rel_max_diff, scene_image, tiny_clip, torch_threads
 from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 
@@ -33,15 +33,7 @@ def tiny() -> dict[str, models.ClipModel]:
 @pytest.fixture(scope="module")
 def real() -> Callable[[str], models.ClipModel]:
     """Seeded random-weight backbones, built at most once in this module."""
-    cache: dict[str, models.ClipModel] = {}
-
-    def get(name: str) -> models.ClipModel:
-        if name not in cache:
-            cache[name] = real_clip(name)
-        return cache[name]
-
-    yield get
-    cache.clear()
+    return real_clip_cache()
 
 
 @pytest.fixture(scope="module")

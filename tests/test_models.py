@@ -12,7 +12,7 @@ import torch
 from helpers_core import (
     NONZERO_PROMPT,
     TINY_VIT,
-    real_clip,
+    real_clip_cache,
     rel_max_diff,
     scene_image,
     tiny_clip,
@@ -35,15 +35,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="module")
 def real() -> Callable[[str], models.ClipModel]:
     """Seeded random-weight paper backbones, each built at most once in this module."""
-    cache: dict[str, models.ClipModel] = {}
-
-    def get(name: str) -> models.ClipModel:
-        if name not in cache:
-            cache[name] = real_clip(name)
-        return cache[name]
-
-    yield get
-    cache.clear()
+    return real_clip_cache()
 
 
 @pytest.fixture(scope="module")
