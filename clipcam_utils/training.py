@@ -278,6 +278,56 @@ def multi_positive_clip_loss(logits: torch.Tensor, labels: torch.Tensor, valid: 
     return total / 2
 
 
+def _fit(
+    model: nn.Module,
+    cfg: TrainConfig,
+    loss_at: Callable[[int], torch.Tensor],
+    log: Callable[[str], None] | None,
+    after_step: Callable[[], None] | None = None,
+    status: Callable[[], str] = lambda: "",
+) -> float:
+    """The optimisation loop both trainers share (AdamW, warmup + cosine, clipped gradients); returns seconds."""
+    opt = _optimizer(model, cfg)
+    model.train()
+    t0 = time.time()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, cfg)
+        loss = loss_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if after_step is not None:
+            after_step()
+        if step % 50 == 0 or step == cfg.steps - 1:
+            el = time.time() - t0
+            _log(f"[{cfg.name}] step {step}/{cfg.steps} loss {loss.item():.4f}{status()} {el:.0f}s "
+                 f"({el / (step + 1):.2f}s/step)", log)  # fmt: skip
+    model.eval()
+    return time.time() - t0
+
+
+def _checkpoint(
+    kind: str, cfg: TrainConfig, model: nn.Module, model_cfg: dict, seconds: float, **extra
+) -> dict:
+    """The checkpoint layout `load_clip` and `load_shapes_baseline` read."""
+    return {
+        "format": "clipcam-shapes",
+        "version": CHECKPOINT_VERSION,
+        "kind": kind,
+        "name": cfg.name,
+        "tower": cfg.tower,
+        **extra,
+        "model_cfg": model_cfg,
+        "mean": list(MEAN),
+        "std": list(STD),
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "train_config": asdict(cfg),
+        "train_seconds": round(seconds, 1),
+    }
+
+
 def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
     """Train one tiny CLIP; returns a checkpoint dict (see `save_checkpoint`)."""
     torch.manual_seed(cfg.seed)
@@ -290,41 +340,21 @@ def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> di
     objects = [s for s in pool if s.relation is None]
     interactions = [s for s in pool if s.relation is not None]
     _log(f"[{cfg.name}] pool of {len(pool)} scenes in {time.time() - t0:.0f}s", log)
-    opt = _optimizer(model, cfg)
-    model.train()
-    t0 = time.time()
-    for step in range(cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(step, cfg)
+
+    def loss_at(step: int) -> torch.Tensor:
         images, captions, labels, valid = clip_batch(rng, objects, interactions, cfg)
         img = F.normalize(model.encode_image(images), dim=-1)
         txt = F.normalize(model.encode_text(tok(captions)), dim=-1)
-        loss = multi_positive_clip_loss(model.logit_scale.exp() * img @ txt.T, labels, valid)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        return multi_positive_clip_loss(model.logit_scale.exp() * img @ txt.T, labels, valid)
+
+    def clamp_scale() -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        if step % 50 == 0 or step == cfg.steps - 1:
-            el = time.time() - t0
-            _log(f"[{cfg.name}] step {step}/{cfg.steps} loss {loss.item():.4f} scale {model.logit_scale.exp().item():.1f} "
-                 f"{el:.0f}s ({el / (step + 1):.2f}s/step)", log)  # fmt: skip
-    model.eval()
-    return {
-        "format": "clipcam-shapes",
-        "version": CHECKPOINT_VERSION,
-        "kind": "clip",
-        "name": cfg.name,
-        "tower": cfg.tower,
-        "model_cfg": mcfg,
-        "tokenizer": tok.state_dict(),
-        "mean": list(MEAN),
-        "std": list(STD),
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "train_config": asdict(cfg),
-        "train_seconds": round(time.time() - t0, 1),
-    }
+
+    seconds = _fit(
+        model, cfg, loss_at, log, clamp_scale, lambda: f" scale {model.logit_scale.exp().item():.1f}"
+    )
+    return _checkpoint("clip", cfg, model, mcfg, seconds, tokenizer=tok.state_dict())
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
@@ -373,12 +403,8 @@ def train_baseline(cfg: TrainConfig, log: Callable[[str], None] | None = None) -
     index = {c: i for i, c in enumerate(classes)}
     mcfg = model_config(cfg, vocab_size=8)  # the text tower is dropped; only the image tower is used
     model = TowerClassifier(mcfg, classes)
-    opt = _optimizer(model, cfg)
-    model.train()
-    t0 = time.time()
-    for step in range(cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(step, cfg)
+
+    def loss_at(step: int) -> torch.Tensor:
         scenes = []
         for _ in range(cfg.batch_size):
             if cfg.task == "object-baseline" and rng.random() < 0.3:
@@ -394,33 +420,11 @@ def train_baseline(cfg: TrainConfig, log: Callable[[str], None] | None = None) -
             for i, sc in enumerate(scenes):
                 for o in sc.objects:
                     target[i, index[o.label]] = 1.0
-            loss = F.binary_cross_entropy_with_logits(logits, target)
-        else:
-            target = torch.tensor([index[sc.relation.name] for sc in scenes])
-            loss = F.cross_entropy(logits, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % 50 == 0 or step == cfg.steps - 1:
-            el = time.time() - t0
-            _log(f"[{cfg.name}] step {step}/{cfg.steps} loss {loss.item():.4f} {el:.0f}s", log)
-    model.eval()
-    return {
-        "format": "clipcam-shapes",
-        "version": CHECKPOINT_VERSION,
-        "kind": "classifier",
-        "name": cfg.name,
-        "tower": cfg.tower,
-        "task": cfg.task,
-        "classes": classes,
-        "model_cfg": mcfg,
-        "mean": list(MEAN),
-        "std": list(STD),
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "train_config": asdict(cfg),
-        "train_seconds": round(time.time() - t0, 1),
-    }
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.cross_entropy(logits, torch.tensor([index[sc.relation.name] for sc in scenes]))
+
+    seconds = _fit(model, cfg, loss_at, log)
+    return _checkpoint("classifier", cfg, model, mcfg, seconds, task=cfg.task, classes=classes)
 
 
 def train_all(out: Path, only: str | None = None, steps_scale: float = 1.0) -> list[Path]:
