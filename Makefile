@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test test-fast lint format lab train-shapes clean
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout 600
 
 # A local virtual environment with the package (editable) and its dev tools, rebuilt when pyproject changes.
 $(STAMP): pyproject.toml
@@ -18,16 +19,20 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m clipcam_utils demo --out out/demo
 
+# Unit tests and the tutorial notebooks (nbval re-runs each notebook and compares it with its saved outputs).
 test: setup
+	$(PY) -m pytest -q tests notebooks $(NBVAL)
+
+test-fast: setup
 	$(PY) -m pytest -q tests
 
 lint: setup
-	$(VENV)/bin/ruff check clipcam_utils tests
-	$(VENV)/bin/ruff format --check clipcam_utils tests
+	$(VENV)/bin/ruff check clipcam_utils tests notebooks conftest.py
+	$(VENV)/bin/ruff format --check clipcam_utils tests notebooks conftest.py
 
 format: setup
-	$(VENV)/bin/ruff format clipcam_utils tests
-	$(VENV)/bin/ruff check --fix clipcam_utils tests
+	$(VENV)/bin/ruff format clipcam_utils tests notebooks conftest.py
+	$(VENV)/bin/ruff check --fix clipcam_utils tests notebooks conftest.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

@@ -1,4 +1,7 @@
-"""Shared pytest setup: FiftyOne runs against a throw-away database, never a user's."""
+"""Shared pytest setup (tests and nbval notebooks): FiftyOne runs against a throw-away database, never a user's.
+
+Notebook kernels started by nbval inherit these environment variables, so notebooks are covered too.
+"""
 
 from __future__ import annotations
 
