@@ -7,6 +7,7 @@ Data flows one way: image + text -> model (`models`) -> saliency (`cams`) -> box
 from .boxes import box_iou, saliency_to_box
 from .cams import CAM_METHODS, Localization, clipcam, gradcam_weights, localize
 from .models import ClipModel, WeightsUnavailableError, load_clip, randomized_copy
+from .profiles import use_profile
 
 __all__ = [
     "CAM_METHODS",
@@ -20,5 +21,6 @@ __all__ = [
     "localize",
     "randomized_copy",
     "saliency_to_box",
+    "use_profile",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,170 @@
+"""Profiles: which models and data a notebook uses, chosen in one line (`use_profile("offline")`).
+
+- "offline" (the default): the ShapesWorld tiny CLIPs `shapes-vit` and `shapes-rn`, the ShapesWorld seen-only
+  baselines and ShapesWorld scenes, plus flags saying whether the real Open Images / HICO-DET files are on
+  this machine (``../shared/data`` next to the project, or the folder in ``CLIPCAM_SHARED_DATA``). Its figures
+  are ShapesWorld figures, not the paper's.
+- "real": the paper's CLIPs through open_clip (ViT-B-16 and RN50, ``pretrained="openai"``), the torchvision
+  ImageNet baselines, and the real datasets (Open Images V6 through the FiftyOne zoo, HICO-DET from disk).
+  Needs internet (or cached weights) the first time a model is loaded; offline, loading fails with
+  `WeightsUnavailableError` and its instructions, while creating the profile itself always works.
+
+The same notebook code runs under both: models are asked for by role ("vit", "rn"), not by file name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .models import ARCH_BETA, PAPER_BETA, ClipModel, load_clip
+
+SHARED_DATA_ENV = "CLIPCAM_SHARED_DATA"
+HICODET_ENV = "CLIPCAM_HICODET"
+PROFILES = ("offline", "real")
+CLIP_KEYS = ("vit", "rn")
+
+
+def shared_data_dir() -> Path:
+    """The real-data folder: ``$CLIPCAM_SHARED_DATA`` if set, else ``../shared/data`` next to the project."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@dataclass
+class Profile:
+    """Models, thresholds and data sources of one profile; see the module docstring."""
+
+    name: str
+    clip_names: dict[str, str]  # role ("vit", "rn") -> load_clip name
+    pretrained: str | None  # open_clip tag ("openai") or None for ShapesWorld checkpoints
+    betas: dict[str, float]  # role -> default beta (paper Section 4.1 for the real backbones)
+    object_baselines: dict[str, str]  # role -> baseline name for the object benchmark
+    action_baselines: dict[str, str]  # role -> baseline name for the action benchmark
+    object_source: str  # "shapesworld" or "openimages-zoo"
+    action_source: str  # "shapesworld" or "hicodet"
+    data_dir: Path  # the real-data folder (may be absent)
+    has_openimages: bool
+    has_hicodet: bool
+    device: str = "cpu"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def is_offline(self) -> bool:
+        return self.name == "offline"
+
+    @property
+    def openimages_dir(self) -> Path:
+        """The local Open Images subset (OIDv4 ToolKit layout) in the real-data folder."""
+        return self.data_dir / "openimages_v6_val_subset"
+
+    @property
+    def hicodet_annotations(self) -> Path:
+        """HICO-DET test annotations: ``$CLIPCAM_HICODET`` if set, else the JSON in the real-data folder."""
+        env = os.environ.get(HICODET_ENV)
+        return Path(env).expanduser() if env else self.data_dir / "hicodet" / "instances_test2015.json"
+
+    def key(self, key: str) -> str:
+        """Role for `key`: "vit"/"rn" or one of this profile's model names (e.g. "shapes-rn", "RN50")."""
+        if key in self.clip_names:
+            return key
+        for role, name in self.clip_names.items():
+            if key == name:
+                return role
+        raise ValueError(
+            f"unknown model key {key!r} for the {self.name!r} profile; use one of "
+            f"{', '.join(repr(k) for k in self.clip_names)} (or {', '.join(repr(n) for n in self.clip_names.values())})"
+        )
+
+    def clip_name(self, key: str) -> str:
+        return self.clip_names[self.key(key)]
+
+    def beta(self, key: str) -> float:
+        """Default threshold of a model (0.2 for ResNets, 0.3 for ViTs, as in the paper)."""
+        return self.betas[self.key(key)]
+
+    def load_clip(self, key: str) -> ClipModel:
+        """The CLIP of a role ("vit" or "rn"), loaded once per profile and then reused."""
+        role = self.key(key)
+        if role not in self._cache:
+            name = self.clip_names[role]
+            pretrained = "default" if self.pretrained is None else self.pretrained
+            self._cache[role] = load_clip(name, pretrained, device=self.device)
+        return self._cache[role]
+
+    def load_baseline(self, key: str, task: str = "objects"):
+        """The supervised baseline paired with a role, for "objects" or "actions" (a `baselines.Classifier`)."""
+        from .baselines import load_baseline
+
+        table = {"objects": self.object_baselines, "actions": self.action_baselines}
+        if task not in table:
+            raise ValueError(f"task must be 'objects' or 'actions', got {task!r}")
+        return load_baseline(table[task][self.key(key)])
+
+    def banner(self) -> str:
+        """What this profile runs on, in a few lines (printed when the profile is created)."""
+        models = ", ".join(f"{r}: {n}" for r, n in self.clip_names.items())
+        betas = ", ".join(f"{r}: {b}" for r, b in self.betas.items())
+        if self.is_offline:
+            real = (
+                f"Real data in the shared folder: Open Images subset {'found' if self.has_openimages else 'absent'}, "
+                f"HICO-DET annotations {'found' if self.has_hicodet else 'absent'}."
+            )
+            return (
+                "Profile 'offline': ShapesWorld models and scenes.\n"
+                f"  CLIPs: {models} (beta {betas}); baselines: seen-only ShapesWorld classifiers.\n"
+                "  Figures in this notebook are ShapesWorld figures, NOT the paper's results.\n"
+                f"  {real}"
+            )
+        return (
+            f"Profile 'real': the paper's CLIPs through open_clip ({models}, pretrained={self.pretrained!r}; "
+            f"beta {betas}),\n  torchvision ImageNet baselines, Open Images V6 through the FiftyOne zoo, "
+            "HICO-DET from disk.\n  Needs internet (or cached weights) the first time a model is loaded."
+        )
+
+
+def use_profile(name: str = "offline", device: str = "cpu", verbose: bool = True) -> Profile:
+    """Create the profile `name` ("offline" or "real") and print its banner; loads no model yet."""
+    if not isinstance(name, str) or name.strip().lower() not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r}; use 'offline' (ShapesWorld models and data, runs anywhere) or 'real' "
+            "(the paper's CLIP ViT-B-16 / RN50 and real datasets; needs internet the first time)"
+        )
+    name = name.strip().lower()
+    data = shared_data_dir()
+    has_oi = (data / "openimages_v6_val_subset").is_dir()
+    if name == "offline":
+        profile = Profile(
+            name="offline",
+            clip_names={"vit": "shapes-vit", "rn": "shapes-rn"},
+            pretrained=None,
+            betas={"vit": ARCH_BETA["vit"], "rn": ARCH_BETA["resnet"]},
+            object_baselines={"vit": "shapes-vit-objects", "rn": "shapes-cnn-objects"},
+            action_baselines={"vit": "shapes-vit-relations", "rn": "shapes-cnn-relations"},
+            object_source="shapesworld",
+            action_source="shapesworld",
+            data_dir=data,
+            has_openimages=has_oi,
+            has_hicodet=False,
+            device=device,
+        )
+    else:
+        profile = Profile(
+            name="real",
+            clip_names={"vit": "ViT-B-16", "rn": "RN50"},
+            pretrained="openai",
+            betas={"vit": PAPER_BETA["ViT-B-16"], "rn": PAPER_BETA["RN50"]},
+            object_baselines={"vit": "vit_b_16", "rn": "resnet50"},
+            action_baselines={"vit": "vit_b_16", "rn": "resnet50"},
+            object_source="openimages-zoo",
+            action_source="hicodet",
+            data_dir=data,
+            has_openimages=has_oi,
+            has_hicodet=False,
+            device=device,
+        )
+    profile.has_hicodet = profile.hicodet_annotations.is_file()
+    if verbose:
+        print(profile.banner())
+    return profile
