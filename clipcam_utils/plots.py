@@ -60,3 +60,86 @@ def show_maps(
             ax.set_title(titles[k], fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def show_map_grid(
+    images: Sequence,
+    maps: Sequence[Sequence[np.ndarray]],
+    row_titles: Sequence[str],
+    col_titles: Sequence[str],
+    boxes: Sequence[Sequence[Box | None]] | None = None,
+    gt_boxes: Sequence[Box | Sequence[Box] | None] | None = None,
+    size: float = 2.2,
+):
+    """Rows = images, columns = maps (e.g. one per CAM method): `maps[i][j]` is shown on `images[i]`."""
+    rows, cols = len(images), len(col_titles)
+    if len(maps) != rows or len(row_titles) != rows or any(len(m) != cols for m in maps):
+        raise ValueError(
+            f"maps must be {rows} rows (one per image) of {cols} maps (one per column title); "
+            f"got {[len(m) for m in maps]} with {len(row_titles)} row titles"
+        )
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for i in range(rows):
+        gt = None if gt_boxes is None else gt_boxes[i]
+        for j in range(cols):
+            ax = axes[i, j]
+            box = None if boxes is None else boxes[i][j]
+            ax.imshow(heatmap_overlay(images[i], maps[i][j], box, gt))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col_titles[j], fontsize=9)
+            if j == 0:
+                ax.set_ylabel(row_titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_map_difference(
+    image,
+    a: np.ndarray,
+    b: np.ndarray,
+    titles: Sequence[str] = ("map a", "map b"),
+    boxes: Sequence[Box | None] = (None, None),
+    size: float = 3.0,
+):
+    """Two maps of one image and their absolute difference |a - b| (same colour scale, 0..1)."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"the two maps must be 2-D arrays of the same shape, got {a.shape} and {b.shape}")
+    fig, axes = plt.subplots(1, 3, figsize=(size * 3.3, size))
+    for ax, m, title, box in zip(axes[:2], (a, b), titles, boxes, strict=True):
+        ax.imshow(heatmap_overlay(image, m, box))
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    diff = np.abs(a - b)
+    shown = axes[2].imshow(diff, cmap="magma", vmin=0.0, vmax=1.0)
+    axes[2].set_title(f"|difference| (max {diff.max():.3f})", fontsize=9)
+    axes[2].axis("off")
+    fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lines(data, x: str, y: str, hue: str | None = None, ax=None, title: str = ""):
+    """A seaborn line plot with markers of `y` against `x` (e.g. mIoU against beta, one line per model)."""
+    import seaborn as sns
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    sns.lineplot(data=data, x=x, y=y, hue=hue, marker="o", ax=ax)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_bars(data, x: str, y: str, hue: str | None = None, ax=None, title: str = ""):
+    """A seaborn bar plot of `y` per `x` (e.g. mIoU per CAM method, one colour per model)."""
+    import seaborn as sns
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    sns.barplot(data=data, x=x, y=y, hue=hue, ax=ax, errorbar=None)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelrotation=30)
+    return ax
