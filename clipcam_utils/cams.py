@@ -34,6 +34,8 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from torch import nn
 
 from .boxes import Box, resize_saliency, saliency_to_box, validate_beta
+from .device import suggest_batch_size
+from .gradients import Route, route_for, score_and_gradients
 from .images import load_image
 from .models import ClipModel
 
@@ -115,19 +117,21 @@ def _pair(images, texts) -> tuple[list, list[str], bool]:
 
 @dataclass
 class LayerCapture:
-    """Target-layer output as an autograd leaf, and the image embeddings computed from it."""
+    """Target-layer output as an autograd leaf, its input, and the image embeddings computed from it."""
 
     activations: torch.Tensor  # raw layer output in the model's layout; a leaf that requires grad if asked
     embeddings: torch.Tensor
+    inputs: torch.Tensor | None = None  # the layer's input (the ViT residual stream), detached
 
 
 def capture(clip: ClipModel, pixels: torch.Tensor, with_grad: bool = True) -> LayerCapture:
     """One forward pass that makes the target layer's output a leaf: backward stops exactly there."""
     store: dict[str, torch.Tensor] = {}
 
-    def hook(_module, _inputs, output):
+    def hook(_module, inputs, output):
         leaf = output.detach().requires_grad_(with_grad)
         store["a"] = leaf
+        store["x"] = inputs[0].detach() if inputs else None
         return leaf
 
     handle = clip.facts.target_layer.register_forward_hook(hook)
@@ -136,7 +140,7 @@ def capture(clip: ClipModel, pixels: torch.Tensor, with_grad: bool = True) -> La
             emb = clip.encode_image(pixels)
     finally:
         handle.remove()
-    return LayerCapture(store["a"], emb)
+    return LayerCapture(store["a"], emb, store["x"])
 
 
 def _cam_math(method: str, clip: ClipModel, pixels, acts: np.ndarray, grads, targets) -> np.ndarray:
@@ -163,57 +167,101 @@ def _quiet_scorecam():
     sc.tqdm = _Silent()
 
 
-def clipcam(clip: ClipModel, images, texts: str | Sequence[str], cam: str = "gradcam") -> np.ndarray:
+def clipcam(
+    clip: ClipModel,
+    images,
+    texts: str | Sequence[str],
+    cam: str = "gradcam",
+    batch_size: int | None = None,
+    fast: bool = True,
+) -> np.ndarray:
     """Saliency maps (float32 in [0, 1], model input resolution) for image-text pairs; see module docstring."""
-    maps, _ = clipcam_with_scores(clip, images, texts, cam)
+    maps, _ = clipcam_with_scores(clip, images, texts, cam, batch_size=batch_size, fast=fast)
     return maps
 
 
 def clipcam_with_scores(
-    clip: ClipModel, images, texts: str | Sequence[str], cam: str = "gradcam"
+    clip: ClipModel,
+    images,
+    texts: str | Sequence[str],
+    cam: str = "gradcam",
+    batch_size: int | None = None,
+    fast: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`clipcam` plus the Eq. 1 score of each pair, taken from the same forward pass."""
+    """`clipcam` plus the Eq. 1 score of each pair, taken from the same forward pass.
+
+    Every distinct image is encoded once, `batch_size` images per forward pass (default: what the device
+    fits, see `device.suggest_batch_size`), and all of its queries share that pass. With `fast=True` the
+    gradients come from the exact low-rank route of `gradients.py` where the model allows it; `fast=False`
+    uses one autograd backward per query (the same numbers, slower; kept for comparison).
+    """
     method = resolve_cam(cam)
     imgs, txts, single = _pair(images, texts)
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer or None (automatic), got {batch_size!r}")
     text_emb = clip.encode_text(txts)
     if method == "scorecam":
         _quiet_scorecam()
-    # Consecutive queries on the same image share one forward pass.
-    groups: list[tuple[object, list[int]]] = []
-    for i, im in enumerate(imgs):
-        if groups and groups[-1][0] is im:
-            groups[-1][1].append(i)
-        else:
-            groups.append((im, [i]))
-    maps, scores = [], []
-    for im, idx in groups:
-        m, sc = _maps_for_image(clip, method, clip.preprocess(im), text_emb[idx])
-        maps.append(m)
-        scores.append(sc)
-    out, score = np.concatenate(maps), np.concatenate(scores)
-    return (out[0], score[0:1]) if single else (out, score)
+    # Distinct images (by identity) in order of first use, and which image each query asks about.
+    index: dict[int, int] = {}
+    unique: list = []
+    owner = np.empty(len(imgs), dtype=np.int64)
+    for q, im in enumerate(imgs):
+        key = id(im)
+        if key not in index:
+            index[key] = len(unique)
+            unique.append(im)
+        owner[q] = index[key]
+    route = route_for(clip) if fast and method not in GRADIENT_FREE else None
+    if batch_size is None:
+        h, w = clip.image_size
+        batch_size = suggest_batch_size(clip.device, per_item_bytes=64 * 3 * h * w * 4, max_batch=64)
+    if method == "scorecam":
+        batch_size = 1  # ScoreCAM already batches its masked copies of one image
+    maps = np.empty((len(imgs), *clip.image_size), np.float32)
+    scores = np.empty(len(imgs), np.float32)
+    for start in range(0, len(unique), batch_size):
+        stop = min(start + batch_size, len(unique))
+        queries = np.flatnonzero((owner >= start) & (owner < stop))
+        pixels = clip.preprocess(unique[start:stop])
+        local = torch.as_tensor(owner[queries] - start, device=pixels.device)
+        m, sc = _maps_for_batch(clip, method, pixels, text_emb[queries], local, route)
+        maps[queries], scores[queries] = m, sc
+    return (maps[0], scores[0:1]) if single else (maps, scores)
 
 
-def _maps_for_image(
-    clip: ClipModel, method: str, pixels: torch.Tensor, text_emb: torch.Tensor
+def _maps_for_batch(
+    clip: ClipModel,
+    method: str,
+    pixels: torch.Tensor,
+    text_emb: torch.Tensor,
+    owner: torch.Tensor,
+    route: Route | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Maps and scores for one preprocessed image (1, 3, H, W) and N text embeddings."""
-    n = text_emb.shape[0]
+    """Maps and scores for preprocessed images (B, 3, H, W) and Q queries; query q asks about image owner[q]."""
     targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
-    cap = capture(clip, pixels, with_grad=method not in GRADIENT_FREE)
+    needs_grad = method not in GRADIENT_FREE
+    cap = capture(clip, pixels, with_grad=needs_grad and route is None)
     reshape = clip.facts.reshape_transform
-    acts = reshape(cap.activations.detach()).cpu().numpy()
-    acts = np.repeat(acts, n, axis=0)
-    ys = [target(cap.embeddings[0]) for target in targets]
+    acts = reshape(cap.activations.detach())[owner].cpu().numpy()
     grads = None
-    if method not in GRADIENT_FREE:
-        rows = []
-        for k, y in enumerate(ys):
-            (g,) = torch.autograd.grad(y, cap.activations, retain_graph=k < n - 1)
-            rows.append(reshape(g).cpu().numpy())
-        grads = np.concatenate(rows)
-    scores = np.array([float(y.detach()) for y in ys], np.float32)
-    return _cam_math(method, clip, pixels.expand(n, -1, -1, -1), acts, grads, targets), scores
+    if route is not None:
+        ys, g = score_and_gradients(route, cap.inputs, cap.activations.detach(), text_emb, owner,
+                                    clip.logit_scale)  # fmt: skip
+        grads = reshape(g).cpu().numpy()
+        scores = ys.cpu().numpy().astype(np.float32)
+    else:
+        ys = [target(cap.embeddings[int(b)]) for target, b in zip(targets, owner, strict=True)]
+        if needs_grad:
+            rows = []
+            for k, (y, b) in enumerate(zip(ys, owner.tolist(), strict=True)):
+                (g,) = torch.autograd.grad(y, cap.activations, retain_graph=k < len(ys) - 1)
+                rows.append(reshape(g)[b : b + 1].cpu().numpy())
+            grads = np.concatenate(rows)
+        scores = np.array([float(y.detach()) for y in ys], np.float32)
+    return _cam_math(method, clip, pixels[owner], acts, grads, targets), scores
 
 
 def reference_clipcam(clip: ClipModel, image, text: str, cam: str = "gradcam") -> np.ndarray:

@@ -7,6 +7,7 @@ module-scoped fixture, so models (and their text caches) are never shared betwee
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -108,3 +109,14 @@ def rel_max_diff(a: np.ndarray, b: np.ndarray) -> float:
     """max |a - b| relative to max |b| (maps are min-max scaled, so this is the absolute error for max 1)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def sequence_first(clip: models.ClipModel) -> models.ClipModel:
+    """The same weights run sequence-first (L, B, C), like older open_clip versions."""
+    model = copy.deepcopy(clip.model)
+    model.visual.transformer.batch_first = False
+    for block in model.visual.transformer.resblocks:
+        block.attn.batch_first = False
+    facts = models.architecture_facts(model)
+    return models.ClipModel(model, "seq-first", None, clip.tokenizer, clip.mean, clip.std, facts,
+                            clip.default_beta, clip.device, clip.dtype, clip.context_length)  # fmt: skip

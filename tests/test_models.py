@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from helpers_core import (
     real_clip_cache,
     rel_max_diff,
     scene_image,
+    sequence_first,
     tiny_clip,
     tiny_model_cfg,
     torch_threads,
@@ -162,21 +162,10 @@ def test_non_square_input_and_patch_on_a_real_vit_tower() -> None:
     assert maps.shape == (2, 32, 48)
 
 
-def _sequence_first(clip: models.ClipModel) -> models.ClipModel:
-    """The same weights run sequence-first (L, B, C), like older open_clip versions."""
-    model = copy.deepcopy(clip.model)
-    model.visual.transformer.batch_first = False
-    for block in model.visual.transformer.resblocks:
-        block.attn.batch_first = False
-    facts = models.architecture_facts(model)
-    return models.ClipModel(model, "seq-first", None, clip.tokenizer, clip.mean, clip.std, facts,
-                            clip.default_beta, clip.device, clip.dtype, clip.context_length)  # fmt: skip
-
-
 def test_sequence_first_layout_is_derived_from_the_model() -> None:
     """A sequence-first transformer gives (L, B, C) tokens at ln_1; the reshape follows and the maps agree."""
     clip = tiny_clip("vit")
-    seq = _sequence_first(clip)
+    seq = sequence_first(clip)
     assert seq.facts.reshape_transform.batch_first is False
     img = scene_image()
     pixels = clip.preprocess([img, img.transpose(0)])
