@@ -39,6 +39,19 @@ def heatmap_overlay(
     return out
 
 
+def show_image(image, title: str = "", size: float = 3.0, box: Box | None = None, gt_box=None):
+    """One image (or an overlay), optionally with boxes, without axes; returns the matplotlib figure."""
+    im = load_image(image)
+    if box is not None or gt_box is not None:
+        im = heatmap_overlay(im, np.zeros((im.height, im.width), np.float32), box, gt_box, alpha=0.0)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(im)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def show_maps(
     image,
     maps: Sequence[np.ndarray],

@@ -18,6 +18,7 @@ from clipcam_utils.plots import (
     heatmap_overlay,
     plot_bars,
     plot_lines,
+    show_image,
     show_map_difference,
     show_map_grid,
     show_maps,
@@ -47,6 +48,15 @@ def test_overlay_blends_heat_and_draws_boxes() -> None:
 def test_overlay_accepts_several_ground_truth_boxes() -> None:
     out = np.asarray(heatmap_overlay(grey(), np.zeros((48, 64)), gt_box=[(0, 0, 10, 10), (40, 20, 60, 40)]))
     assert tuple(out[0, 5]) == GT_COLOUR and tuple(out[20, 50]) == GT_COLOUR
+
+
+def test_show_image_keeps_pixels_and_draws_boxes() -> None:
+    im = Image.fromarray(np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3))
+    fig = show_image(im, "scene")
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), np.asarray(im))
+    assert fig.axes[0].get_title() == "scene"
+    shown = show_image(grey(), box=(0, 0, 10, 10)).axes[0].images[0].get_array()
+    assert tuple(shown[0, 5]) == PRED_COLOUR and tuple(shown[30, 30]) == (128, 128, 128)
 
 
 def test_show_maps_one_panel_per_map() -> None:
