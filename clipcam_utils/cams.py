@@ -11,6 +11,7 @@ for all) -> (N, H, W). Maps are at the model's input resolution; `localize` maps
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ from .boxes import Box, resize_saliency, saliency_to_box, validate_beta
 from .device import suggest_batch_size
 from .gradients import Route, route_for, score_and_gradients
 from .images import load_image
-from .models import ClipModel
+from .models import ClipModel, ViTTokensToMap
 
 # The seven methods of the paper's Table 2, in its order.
 CAM_METHODS: dict[str, type[BaseCAM]] = {
@@ -143,6 +144,28 @@ def capture(clip: ClipModel, pixels: torch.Tensor, with_grad: bool = True) -> La
     return LayerCapture(store["a"], emb, store["x"])
 
 
+CAPTURE_CACHE_SIZE = 8
+
+
+def capture_cached(clip: ClipModel, pixels: torch.Tensor) -> LayerCapture:
+    """`capture` without gradients, remembered per image content for the last few single images."""
+    if pixels.shape[0] != 1:
+        return capture(clip, pixels, with_grad=False)
+    arr = pixels.detach().cpu().contiguous().numpy()
+    key = (hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest(), arr.shape, str(arr.dtype))
+    cache = clip._capture_cache
+    if key in cache:
+        cache.move_to_end(key)
+        hit = cache[key]
+        if isinstance(clip.facts.reshape_transform, ViTTokensToMap):
+            clip.facts.reshape_transform.input_hw = tuple(pixels.shape[-2:])
+        return hit
+    cache[key] = capture(clip, pixels, with_grad=False)
+    while len(cache) > CAPTURE_CACHE_SIZE:
+        cache.popitem(last=False)
+    return cache[key]
+
+
 def _cam_math(method: str, clip: ClipModel, pixels, acts: np.ndarray, grads, targets) -> np.ndarray:
     """grad-cam's own weighting, ReLU and min-max scaling for already-computed activations and gradients."""
     cam = CAM_METHODS[method](model=ImageEncoder(clip), target_layers=[clip.facts.target_layer])
@@ -243,7 +266,7 @@ def _maps_for_batch(
     """Maps and scores for preprocessed images (B, 3, H, W) and Q queries; query q asks about image owner[q]."""
     targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
     needs_grad = method not in GRADIENT_FREE
-    cap = capture(clip, pixels, with_grad=needs_grad and route is None)
+    cap = capture(clip, pixels, with_grad=True) if needs_grad and route is None else capture_cached(clip, pixels)
     reshape = clip.facts.reshape_transform
     acts = reshape(cap.activations.detach())[owner].cpu().numpy()
     grads = None

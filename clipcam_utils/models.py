@@ -12,6 +12,7 @@ import difflib
 import os
 import socket
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,9 @@ class ClipModel:
     context_length: int = 77
     info: dict = field(default_factory=dict)
     _text_cache: dict = field(default_factory=dict, repr=False)
+    # Target-layer captures of the last few single images (see cams.capture_cached): a second query on the
+    # same image, as in the interactive explorer, then needs no forward pass at all.
+    _capture_cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     @property
     def kind(self) -> str:

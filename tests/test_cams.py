@@ -100,6 +100,7 @@ def test_one_forward_pass_per_image(tiny, image, image2, monkeypatch) -> None:
         return original(pixels)
 
     monkeypatch.setattr(clip, "encode_image", counting)
+    clip._capture_cache.clear()  # earlier tests used these images; single-image captures are remembered
     clipcam(clip, image, TEXTS)
     assert calls == [1]
     calls.clear()

@@ -130,3 +130,21 @@ def test_route_is_found_only_where_the_structure_holds(tiny) -> None:
     fast = cams.clipcam(avg, img, TEXTS[:2])
     slow = cams.clipcam(avg, img, TEXTS[:2], fast=False)
     assert rel_max_diff(fast, slow) == 0.0
+
+
+def test_second_query_on_the_same_image_needs_no_forward_pass(tiny, monkeypatch) -> None:
+    """The explorer's case: the image's capture is remembered (by content), so only the route runs again."""
+    clip = tiny["resnet"]
+    clip._capture_cache.clear()
+    calls: list[int] = []
+    original = clip.encode_image
+    monkeypatch.setattr(clip, "encode_image", lambda pixels: calls.append(1) or original(pixels))
+    img = scene_image(seed=7)
+    first = cams.clipcam(clip, img, "a red circle")
+    second = cams.clipcam(clip, img.copy(), "a red circle")  # another object, same content
+    other_text = cams.clipcam(clip, img, "a blue square")
+    assert calls == [1]
+    np.testing.assert_array_equal(first, second)
+    assert rel_max_diff(other_text, cams.clipcam(clip, img, "a blue square", fast=False)) < 1e-5
+    cams.clipcam(clip, scene_image(seed=8), "a red circle")
+    assert calls == [1, 1, 1]  # fast=False runs its own graph; a new image needs a new pass
