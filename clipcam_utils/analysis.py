@@ -1,0 +1,477 @@
+"""Error analysis of grid benchmarks: a failure taxonomy, IoU breakdowns (seaborn) and FiftyOne error views.
+
+Input: the per-query records of :func:`clipcam_utils.evaluation.run_grid_benchmark` (``RECORD_COLUMNS``;
+boxes in grid pixels). A query is **correct** when its IoU reaches ``rules.iou_threshold`` (0.5, the usual
+detection criterion); every other query is a **miss** and gets exactly one failure category, the first of
+these rules that applies (each fraction is an area fraction):
+
+1. ``no box``: the query failed (``error``) or its thresholded map was empty (no predicted box).
+2. ``wrong cell``: the centre of the predicted box lies in another grid cell than the queried one (the
+   map pointed at a distractor image). Only for 2x2 grids.
+3. ``several instances``: the box covers at least ``merge_gt`` of the ground truth and at least
+   ``merge_other`` of some *other* object's box: it merges the target with its neighbours. Other objects are
+   the ground truths of the grid's other queries, plus any ``context`` boxes (distractors in the same cell).
+4. ``box too large``: the box contains the ground truth (covers at least ``contain``) but is at least
+   ``too_large`` times its area, with no other known object inside: the map spread around the object.
+5. ``missed small object``: the ground truth covers less than ``small`` of its cell, and the box (in the
+   right cell) neither contains nor matches it.
+6. ``other``: anything else (e.g. a box on part of the object, or offset within the right cell).
+
+The order makes the categories disjoint and puts the coarsest explanation first. The thresholds live in
+:class:`TaxonomyRules`; change them there, not in the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .boxes import Box
+from .evaluation import RECORD_COLUMNS
+
+if TYPE_CHECKING:
+    import fiftyone as fo
+
+    from .grids import Grid
+
+CORRECT = "correct"
+NO_BOX = "no box"
+WRONG_CELL = "wrong cell"
+SEVERAL_INSTANCES = "several instances"
+TOO_LARGE = "box too large"
+SMALL_OBJECT = "missed small object"
+OTHER = "other"
+FAILURES = (NO_BOX, WRONG_CELL, SEVERAL_INSTANCES, TOO_LARGE, SMALL_OBJECT, OTHER)
+CATEGORIES = (CORRECT, *FAILURES)
+SIZE_BINS = (0.0, 0.1, 0.25, 1.0 + 1e-9)
+SIZE_LABELS = ("small (<10% of cell)", "medium (10-25%)", "large (>=25%)")
+
+
+@dataclass(frozen=True)
+class TaxonomyRules:
+    """Thresholds of the failure taxonomy (see the module docstring for how each is used)."""
+
+    iou_threshold: float = 0.5  # IoU at or above which a query is correct
+    contain: float = 0.9  # fraction of the ground truth inside the box for "the box contains it"
+    too_large: float = 2.0  # box area / ground-truth area at or above which a containing box is too large
+    merge_gt: float = 0.5  # fraction of the ground truth inside the box for a merged box
+    merge_other: float = 0.5  # fraction of another object's box inside the box for a merged box
+    small: float = 0.1  # ground-truth area / cell area below which the object is small
+
+
+# ------------------------------------------------------------------------------------------- geometry
+def _area(b: Box) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def _covered(inner: Box, outer: Box) -> float:
+    """Fraction of `inner`'s area that lies inside `outer`."""
+    w = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    h = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    area = _area(inner)
+    return max(0.0, w) * max(0.0, h) / area if area > 0 else 0.0
+
+
+def _row_box(row: Any, prefix: str = "") -> Box | None:
+    b = tuple(float(row[f"{prefix}{k}"]) for k in ("x1", "y1", "x2", "y2"))
+    return None if any(np.isnan(b)) else b  # type: ignore[return-value]
+
+
+def _cell_of(point: tuple[float, float], cell_size: tuple[float, float], layout: int) -> int:
+    col = min(layout - 1, max(0, int(point[0] // cell_size[0])))
+    row = min(layout - 1, max(0, int(point[1] // cell_size[1])))
+    return row * layout + col
+
+
+# ------------------------------------------------------------------------------------------- taxonomy
+def _check_records(records: pd.DataFrame) -> None:
+    if not isinstance(records, pd.DataFrame):
+        raise TypeError(
+            f"records must be a pandas DataFrame from run_grid_benchmark, got {type(records).__name__}"
+        )
+    missing = [
+        c for c in RECORD_COLUMNS if c not in records.columns and c not in ("seconds", "text", "item_id")
+    ]
+    if missing:
+        raise ValueError(f"records lack the benchmark columns {missing}; pass run_grid_benchmark's DataFrame")
+
+
+def _geometry(
+    records: pd.DataFrame, cell_size: float | None, layout: int, grids: Sequence[Grid] | None
+) -> dict[int, tuple[int, tuple[float, float]]]:
+    """grid_id -> (layout, cell (width, height)) from the grids, or from `cell_size` and `layout`."""
+    if grids is not None:
+        out = {}
+        for g in grids:
+            cell = (float(g.cell_size),) * 2 if g.layout == 2 else tuple(float(s) for s in g.size)
+            out[int(g.grid_id)] = (int(g.layout), cell)
+        unknown = sorted(set(records.grid_id.astype(int)) - set(out))
+        if unknown:
+            raise ValueError(
+                f"records mention grids {unknown[:5]} that are not in `grids`; pass the benchmarked grids"
+            )
+        return out
+    if cell_size is None or not cell_size > 0:
+        raise ValueError(
+            "give the grids' cell_size in pixels (e.g. cell_size=128) or pass grids=<the benchmarked grids>"
+        )
+    if layout not in (1, 2):
+        raise ValueError(f"layout must be 2 (2x2 grids) or 1 (single images), got {layout}")
+    return {int(g): (layout, (float(cell_size),) * 2) for g in records.grid_id.unique()}
+
+
+def classify_failures(
+    records: pd.DataFrame,
+    cell_size: float | None = None,
+    *,
+    layout: int = 2,
+    grids: Sequence[Grid] | None = None,
+    context: Mapping[tuple[int, int], Sequence[Box]] | None = None,
+    rules: TaxonomyRules = TaxonomyRules(),
+) -> pd.DataFrame:
+    """Records plus a `category` column (see the module docstring) and the measures the rules use.
+
+    Geometry comes from `grids` (the benchmarked grids) or from `cell_size` and `layout`. `context` maps
+    (grid_id, cell) to boxes (grid pixels) of other objects in that cell. Added columns: `category`,
+    `gt_frac` (ground-truth area / cell area), `area_ratio` (box / ground truth), `gt_covered` (fraction of
+    the ground truth inside the box), `pred_cell` (cell of the box centre, -1 without a box), `size` (bin
+    of `gt_frac`).
+    """
+    _check_records(records)
+    geometry = _geometry(records, cell_size, layout, grids)
+    context = context or {}
+    gts: dict[int, list[tuple[int, Box]]] = {}
+    for row in records.itertuples(index=False):
+        gt = _row_box(row._asdict(), "gt_")
+        if gt is not None:
+            gts.setdefault(int(row.grid_id), []).append((int(row.cell), gt))
+    out = records.copy()
+    columns: dict[str, list] = {
+        "category": [],
+        "gt_frac": [],
+        "area_ratio": [],
+        "gt_covered": [],
+        "pred_cell": [],
+    }
+    for row in records.to_dict("records"):
+        grid_id, cell = int(row["grid_id"]), int(row["cell"])
+        grid_layout, cell_wh = geometry[grid_id]
+        pred, gt = _row_box(row), _row_box(row, "gt_")
+        gt_frac = _area(gt) / (cell_wh[0] * cell_wh[1]) if gt is not None else np.nan
+        ratio = _area(pred) / _area(gt) if pred is not None and gt is not None and _area(gt) > 0 else np.nan
+        covered = _covered(gt, pred) if pred is not None and gt is not None else 0.0
+        pred_cell = -1
+        if pred is not None:
+            pred_cell = _cell_of(((pred[0] + pred[2]) / 2, (pred[1] + pred[3]) / 2), cell_wh, grid_layout)
+        errored = isinstance(row.get("error"), str) and row["error"] != ""
+        others = [b for c, b in gts.get(grid_id, []) if c != cell] + list(context.get((grid_id, cell), ()))
+        if not errored and float(row["iou"]) >= rules.iou_threshold:
+            category = CORRECT
+        elif errored or pred is None or gt is None:
+            category = NO_BOX
+        elif grid_layout == 2 and pred_cell != cell:
+            category = WRONG_CELL
+        elif covered >= rules.merge_gt and any(_covered(o, pred) >= rules.merge_other for o in others):
+            category = SEVERAL_INSTANCES
+        elif covered >= rules.contain and ratio >= rules.too_large:
+            category = TOO_LARGE
+        elif gt_frac < rules.small:
+            category = SMALL_OBJECT
+        else:
+            category = OTHER
+        for key, value in (("category", category), ("gt_frac", gt_frac), ("area_ratio", ratio),
+                           ("gt_covered", covered), ("pred_cell", pred_cell)):  # fmt: skip
+            columns[key].append(value)
+    for key, values in columns.items():
+        out[key] = values
+    out["category"] = pd.Categorical(out["category"], categories=list(CATEGORIES))
+    out["size"] = pd.cut(out["gt_frac"], bins=list(SIZE_BINS), labels=list(SIZE_LABELS), right=False)
+    return out
+
+
+def failure_counts(classified: pd.DataFrame) -> pd.DataFrame:
+    """One row per category (fixed order, zeros kept): `count` and `share` of the misses (NaN for correct)."""
+    counts = classified["category"].value_counts().reindex(list(CATEGORIES), fill_value=0)
+    misses = int(counts[list(FAILURES)].sum())
+    table = pd.DataFrame({"category": list(CATEGORIES), "count": counts.to_numpy().astype(int)})
+    table["share"] = [np.nan if c == CORRECT else (n / misses if misses else 0.0)
+                      for c, n in zip(table.category, table["count"], strict=True)]  # fmt: skip
+    return table
+
+
+def failure_examples(
+    classified: pd.DataFrame, per_category: int = 2, seed: int = 0, categories: Sequence[str] = FAILURES
+) -> pd.DataFrame:
+    """Up to `per_category` rows of each failure category, drawn with `seed` (same seed, same examples)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for category in categories:
+        rows = classified[classified["category"] == category].sort_values(["grid_id", "cell"])
+        if len(rows):
+            take = np.sort(rng.permutation(len(rows))[:per_category])
+            parts.append(rows.iloc[take])
+    return pd.concat(parts) if parts else classified.iloc[0:0]
+
+
+class SaliencyRecorder:
+    """Wraps a saliency function of `run_grid_benchmark` and keeps each map, keyed by (grid_id, cell)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.maps: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> Any:
+        maps = self.fn(grid, cells, texts)
+        for cell, saliency in zip(cells, maps, strict=True):
+            self.maps[(int(grid.grid_id), int(cell))] = np.clip(np.asarray(saliency, dtype=np.float32), 0, 1)
+        return maps
+
+
+def show_examples(
+    examples: pd.DataFrame,
+    grids: Sequence[Grid],
+    saliency: Mapping[tuple[int, int], np.ndarray] | None = None,
+    columns: int = 4,
+    size: float = 3.2,
+) -> plt.Figure:
+    """Overlays of example queries: the grid with its map (if given), box (white) and ground truth (green)."""
+    from .plots import heatmap_overlay
+
+    by_id = {int(g.grid_id): g for g in grids}
+    n = len(examples)
+    cols = max(1, min(columns, n))
+    rows = max(1, (n + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, examples.to_dict("records"), strict=False):
+        grid = by_id[int(row["grid_id"])]
+        image = grid.render()
+        key = (int(row["grid_id"]), int(row["cell"]))
+        sal = saliency.get(key) if saliency is not None else None
+        if sal is None:
+            sal = np.zeros((image.height, image.width), np.float32)
+        ax.imshow(
+            heatmap_overlay(image, sal, _row_box(row), _row_box(row, "gt_"), alpha=0.45 if saliency else 0.0)
+        )
+        title = f"{row.get('category', '')}\n{row['label']} (cell {key[1]}), IoU {float(row['iou']):.2f}"
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------- plots
+def _seen_name(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "outside both lists"
+    return "seen" if bool(value) else "unseen"
+
+
+def _with_split(classified: pd.DataFrame) -> pd.DataFrame:
+    df = classified.copy()
+    df["split"] = [_seen_name(v) for v in df["seen"]]
+    return df
+
+
+def plot_iou_by_class(classified: pd.DataFrame, ax: plt.Axes | None = None, top: int | None = 20) -> plt.Axes:
+    """Mean IoU per class (the `top` worst, or all with top=None), coloured by seen / unseen."""
+    import seaborn as sns
+
+    df = _with_split(classified)
+    order = df.groupby("label")["iou"].mean().sort_values().index.tolist()
+    order = order[:top] if top else order
+    df = df[df.label.isin(order)]
+    ax = ax or plt.subplots(figsize=(6, max(2.5, 0.25 * len(order))))[1]
+    sns.barplot(data=df, y="label", x="iou", hue="split", order=order, dodge=False, errorbar=None, ax=ax)
+    ax.set(xlabel="mean IoU", ylabel="", xlim=(0, 1), title="IoU by class (lowest first)")
+    return ax
+
+
+def plot_iou_by_size(classified: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """IoU distribution per object-size bin (ground-truth area / cell area), seen vs unseen."""
+    import seaborn as sns
+
+    df = _with_split(classified).dropna(subset=["size"])
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    sns.boxplot(data=df, x="size", y="iou", hue="split", order=list(SIZE_LABELS), ax=ax)
+    ax.set(xlabel="object size", ylabel="IoU", ylim=(0, 1), title="IoU by object size")
+    return ax
+
+
+def plot_iou_by_seen(classified: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """IoU of seen vs unseen queries (box plot with every query as a dot)."""
+    import seaborn as sns
+
+    df = _with_split(classified)
+    order = [s for s in ("seen", "unseen", "outside both lists") if s in set(df.split)]
+    ax = ax or plt.subplots(figsize=(4, 3.5))[1]
+    sns.boxplot(data=df, x="split", y="iou", order=order, color="lightgrey", ax=ax)
+    sns.stripplot(data=df, x="split", y="iou", order=order, size=3, alpha=0.6, ax=ax)
+    ax.set(xlabel="", ylabel="IoU", ylim=(0, 1), title="IoU: seen vs unseen")
+    return ax
+
+
+def plot_failure_counts(classified: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Bar chart of the failure categories (misses only)."""
+    import seaborn as sns
+
+    table = failure_counts(classified)
+    table = table[table.category != CORRECT]
+    ax = ax or plt.subplots(figsize=(6, 3))[1]
+    sns.barplot(data=table, y="category", x="count", order=list(FAILURES), color="tab:red", ax=ax)
+    ax.set(xlabel="misses", ylabel="", title="Failure taxonomy")
+    return ax
+
+
+def plot_iou_breakdown(classified: pd.DataFrame) -> plt.Figure:
+    """One figure: IoU by seen/unseen, by object size, and the failure counts."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [1, 1.6, 1.6]})
+    plot_iou_by_seen(classified, axes[0])
+    plot_iou_by_size(classified, axes[1])
+    plot_failure_counts(classified, axes[2])
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- FiftyOne
+def grid_image_id(grid_id: int, prefix: str = "grid") -> str:
+    """The FiftyOne ``image_id`` of a grid: (3, "shapes") -> "shapes-0003"."""
+    return f"{prefix}-{int(grid_id):04d}"
+
+
+def grid_records(grids: Sequence[Grid], image_dir: str | Path, prefix: str = "grid") -> list:
+    """Save each grid image as a PNG and return `ImageRecord`s with every cell's ground truth (grid pixels).
+
+    Each ground-truth box carries its `cell`; files are named by grid id, so rerunning rewrites them.
+    """
+    from .datasets import ImageRecord, ObjectBox
+
+    folder = Path(image_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for grid in grids:
+        image_id = grid_image_id(grid.grid_id, prefix)
+        path = folder / f"{image_id}.png"
+        grid.render().save(path)
+        objects = tuple(ObjectBox(c.label, b, {"cell": c.cell}) for c in grid.cells for b in c.boxes)
+        records.append(ImageRecord(image_id, path, grid.size, objects, "grid"))
+    return records
+
+
+def grid_predictions(
+    records: pd.DataFrame,
+    prefix: str = "grid",
+    saliency: Mapping[tuple[int, int], np.ndarray] | None = None,
+) -> dict[str, list]:
+    """Benchmark records -> ``image_id -> [Prediction, ...]`` for :func:`fiftyone_export.add_predictions`.
+
+    Each prediction keeps the query's cell and, when the records were classified, its failure category.
+    `saliency` maps (grid_id, cell) to the query's map (stored as a heatmap).
+    """
+    from .fiftyone_export import Prediction
+
+    out: dict[str, list] = {}
+    for row in records.to_dict("records"):
+        key = (int(row["grid_id"]), int(row["cell"]))
+        attributes = {"cell": key[1]}
+        if "category" in row:
+            attributes["failure"] = str(row["category"])
+        seen = row.get("seen")
+        prediction = Prediction(
+            query=str(row["text"]),
+            boxes=_row_box(row),
+            saliency=None if saliency is None else saliency.get(key),
+            iou=float(row["iou"]),
+            label=str(row["label"]),
+            seen=None if seen is None or pd.isna(seen) else bool(seen),
+            attributes=attributes,
+        )
+        out.setdefault(grid_image_id(key[0], prefix), []).append(prediction)
+    return out
+
+
+def sample_iou_fields(field: str) -> tuple[str, str]:
+    """Names of the per-sample IoU fields that go with a prediction field: (mean, min)."""
+    return f"{field}_mean_iou", f"{field}_min_iou"
+
+
+def benchmark_to_fiftyone(
+    grids: Sequence[Grid],
+    records: pd.DataFrame,
+    name: str,
+    image_dir: str | Path,
+    field: str,
+    *,
+    prefix: str = "grid",
+    saliency: Mapping[tuple[int, int], np.ndarray] | None = None,
+    overwrite: bool = True,
+) -> fo.Dataset:
+    """A FiftyOne dataset of the benchmarked grids: ground truth, predictions in `field`, per-sample IoU.
+
+    The per-sample fields (:func:`sample_iou_fields`) hold the mean and the minimum IoU over the grid's
+    queries, counting a query without a box as 0 (it has no detection to carry its IoU).
+    """
+    from .fiftyone_export import add_predictions, records_to_dataset
+
+    dataset = records_to_dataset(grid_records(grids, image_dir, prefix), name, overwrite=overwrite)
+    heatmaps = Path(image_dir) / "heatmaps" if saliency is not None else None
+    add_predictions(dataset, field, grid_predictions(records, prefix, saliency), heatmap_dir=heatmaps)
+    mean_field, min_field = sample_iou_fields(field)
+    by_grid = records.groupby(records.grid_id.astype(int))["iou"]
+    means = {grid_image_id(g, prefix): float(v) for g, v in by_grid.mean().items()}
+    mins = {grid_image_id(g, prefix): float(v) for g, v in by_grid.min().items()}
+    ids = dataset.values("image_id")
+    dataset.set_values(mean_field, [means.get(i) for i in ids])
+    dataset.set_values(min_field, [mins.get(i) for i in ids])
+    return dataset
+
+
+def lowest_iou_view(dataset: fo.Dataset | fo.DatasetView, field: str) -> fo.DatasetView:
+    """Samples with predictions in `field`, worst first: by the per-sample minimum IoU when the dataset has
+    it (:func:`benchmark_to_fiftyone`), else by the lowest IoU among the sample's predicted boxes."""
+    from fiftyone import ViewField as F
+
+    min_field = sample_iou_fields(field)[1]
+    if dataset.has_sample_field(min_field):
+        return dataset.exists(min_field).sort_by(min_field)
+    return dataset.exists(field).sort_by(F(f"{field}.detections").map(F("iou")).min())
+
+
+def misses_view(
+    dataset: fo.Dataset | fo.DatasetView, field: str, iou_threshold: float = 0.5
+) -> fo.DatasetView:
+    """Only the predicted boxes with IoU below the threshold (and the samples holding them), worst first."""
+    from fiftyone import ViewField as F
+
+    return dataset.filter_labels(field, F("iou") < iou_threshold).sort_by(
+        F(f"{field}.detections").map(F("iou")).min()
+    )
+
+
+def class_view(dataset: fo.Dataset | fo.DatasetView, field: str, label: str) -> fo.DatasetView:
+    """Samples where `label` was queried: only that label's predictions and ground truth, worst IoU first."""
+    from fiftyone import ViewField as F
+
+    from .fiftyone_export import GROUND_TRUTH_FIELD
+
+    view = dataset.filter_labels(field, F("label") == label)
+    view = view.filter_labels(GROUND_TRUTH_FIELD, F("label") == label, only_matches=False)
+    return view.sort_by(F(f"{field}.detections").map(F("iou")).min())
+
+
+def failure_view(dataset: fo.Dataset | fo.DatasetView, field: str, category: str) -> fo.DatasetView:
+    """Predicted boxes of one failure category (written by :func:`benchmark_to_fiftyone` from classified
+    records), worst IoU first. A query without a box ("no box") has no detection, so it cannot be shown."""
+    from fiftyone import ViewField as F
+
+    if category not in FAILURES:
+        raise ValueError(f"unknown failure category {category!r}; use one of {', '.join(FAILURES)}")
+    return dataset.filter_labels(field, F("failure") == category).sort_by(
+        F(f"{field}.detections").map(F("iou")).min()
+    )
