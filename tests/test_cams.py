@@ -107,6 +107,7 @@ def test_one_forward_pass_per_image(tiny, image, image2, monkeypatch) -> None:
     clipcam(clip, [image, image, image, image2], TEXTS + ["a red star"])
     assert calls == [2]  # both distinct images in one batch; the three texts on `image` share it
     calls.clear()
+    clip._capture_cache.clear()
     clipcam(clip, [image, image2, image, image2], TEXTS + ["a red star"], batch_size=1)
     assert calls == [1, 1]  # one pass per distinct image, wherever its queries are
 
