@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from .boxes import Box
-from .evaluation import RECORD_COLUMNS
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -49,6 +48,9 @@ SMALL_OBJECT = "missed small object"
 OTHER = "other"
 FAILURES = (NO_BOX, WRONG_CELL, SEVERAL_INSTANCES, TOO_LARGE, SMALL_OBJECT, OTHER)
 CATEGORIES = (CORRECT, *FAILURES)
+# The record columns (evaluation.RECORD_COLUMNS) the taxonomy reads.
+NEEDED_COLUMNS = ("grid_id", "cell", "label", "seen", "x1", "y1", "x2", "y2", "gt_x1", "gt_y1", "gt_x2", "gt_y2",
+                  "iou", "error")  # fmt: skip
 SIZE_BINS = (0.0, 0.1, 0.25, 1.0 + 1e-9)
 SIZE_LABELS = ("small (<10% of cell)", "medium (10-25%)", "large (>=25%)")
 
@@ -95,9 +97,7 @@ def _check_records(records: pd.DataFrame) -> None:
         raise TypeError(
             f"records must be a pandas DataFrame from run_grid_benchmark, got {type(records).__name__}"
         )
-    missing = [
-        c for c in RECORD_COLUMNS if c not in records.columns and c not in ("seconds", "text", "item_id")
-    ]
+    missing = [c for c in NEEDED_COLUMNS if c not in records.columns]
     if missing:
         raise ValueError(f"records lack the benchmark columns {missing}; pass run_grid_benchmark's DataFrame")
 
@@ -340,107 +340,68 @@ def plot_iou_breakdown(classified: pd.DataFrame) -> plt.Figure:
 
 
 # ------------------------------------------------------------------------------------------- FiftyOne
-def grid_image_id(grid_id: int, prefix: str = "grid") -> str:
-    """The FiftyOne ``image_id`` of a grid: (3, "shapes") -> "shapes-0003"."""
-    return f"{prefix}-{int(grid_id):04d}"
+def sample_iou_field(field: str) -> str:
+    """The per-sample IoU field (mean over the grid's queries) that `add_grid_predictions` writes."""
+    return f"{field}_iou"
 
 
-def grid_records(grids: Sequence[Grid], image_dir: str | Path, prefix: str = "grid") -> list:
-    """Save each grid image as a PNG and return `ImageRecord`s with every cell's ground truth (grid pixels).
+def add_failure_labels(dataset: fo.Dataset | fo.DatasetView, field: str, classified: pd.DataFrame) -> int:
+    """Write each query's failure category (from :func:`classify_failures`) onto its predicted box as
+    ``failure``; the App can then filter boxes by category. Returns the number of boxes labelled."""
+    from .fiftyone_export import grid_image_id
 
-    Each ground-truth box carries its `cell`; files are named by grid id, so rerunning rewrites them.
-    """
-    from .datasets import ImageRecord, ObjectBox
-
-    folder = Path(image_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    records = []
-    for grid in grids:
-        image_id = grid_image_id(grid.grid_id, prefix)
-        path = folder / f"{image_id}.png"
-        grid.render().save(path)
-        objects = tuple(ObjectBox(c.label, b, {"cell": c.cell}) for c in grid.cells for b in c.boxes)
-        records.append(ImageRecord(image_id, path, grid.size, objects, "grid"))
-    return records
-
-
-def grid_predictions(
-    records: pd.DataFrame,
-    prefix: str = "grid",
-    saliency: Mapping[tuple[int, int], np.ndarray] | None = None,
-) -> dict[str, list]:
-    """Benchmark records -> ``image_id -> [Prediction, ...]`` for :func:`fiftyone_export.add_predictions`.
-
-    Each prediction keeps the query's cell and, when the records were classified, its failure category.
-    `saliency` maps (grid_id, cell) to the query's map (stored as a heatmap).
-    """
-    from .fiftyone_export import Prediction
-
-    out: dict[str, list] = {}
-    for row in records.to_dict("records"):
-        key = (int(row["grid_id"]), int(row["cell"]))
-        attributes = {"cell": key[1]}
-        if "category" in row:
-            attributes["failure"] = str(row["category"])
-        seen = row.get("seen")
-        prediction = Prediction(
-            query=str(row["text"]),
-            boxes=_row_box(row),
-            saliency=None if saliency is None else saliency.get(key),
-            iou=float(row["iou"]),
-            label=str(row["label"]),
-            seen=None if seen is None or pd.isna(seen) else bool(seen),
-            attributes=attributes,
-        )
-        out.setdefault(grid_image_id(key[0], prefix), []).append(prediction)
-    return out
-
-
-def sample_iou_fields(field: str) -> tuple[str, str]:
-    """Names of the per-sample IoU fields that go with a prediction field: (mean, min)."""
-    return f"{field}_mean_iou", f"{field}_min_iou"
+    if "category" not in classified.columns:
+        raise ValueError("pass the output of classify_failures (it has the `category` column)")
+    category = {
+        (grid_image_id(int(r.grid_id)), int(r.cell)): str(r.category) for r in classified.itertuples()
+    }
+    labelled = 0
+    for sample in dataset.select_fields([field, "image_id"]).iter_samples(autosave=True):
+        detections = sample[field].detections if sample[field] is not None else []
+        for detection in detections:
+            key = (sample.image_id, int(detection["cell"]))
+            if key in category:
+                detection["failure"] = category[key]
+                labelled += 1
+    return labelled
 
 
 def benchmark_to_fiftyone(
     grids: Sequence[Grid],
-    records: pd.DataFrame,
+    classified: pd.DataFrame,
     name: str,
     image_dir: str | Path,
     field: str,
     *,
-    prefix: str = "grid",
     saliency: Mapping[tuple[int, int], np.ndarray] | None = None,
+    source: str = "shapes",
     overwrite: bool = True,
 ) -> fo.Dataset:
-    """A FiftyOne dataset of the benchmarked grids: ground truth, predictions in `field`, per-sample IoU.
+    """The benchmarked grids as a FiftyOne dataset: ground truth, predictions in `field` with their IoU and
+    failure category, saliency maps as heatmaps (``image_dir/heatmaps``) and the per-sample mean IoU
+    (:func:`sample_iou_field`). Built with `fiftyone_export.grids_to_dataset` and `add_grid_predictions`."""
+    from .fiftyone_export import add_grid_predictions, grids_to_dataset
 
-    The per-sample fields (:func:`sample_iou_fields`) hold the mean and the minimum IoU over the grid's
-    queries, counting a query without a box as 0 (it has no detection to carry its IoU).
-    """
-    from .fiftyone_export import add_predictions, records_to_dataset
-
-    dataset = records_to_dataset(grid_records(grids, image_dir, prefix), name, overwrite=overwrite)
-    heatmaps = Path(image_dir) / "heatmaps" if saliency is not None else None
-    add_predictions(dataset, field, grid_predictions(records, prefix, saliency), heatmap_dir=heatmaps)
-    mean_field, min_field = sample_iou_fields(field)
-    by_grid = records.groupby(records.grid_id.astype(int))["iou"]
-    means = {grid_image_id(g, prefix): float(v) for g, v in by_grid.mean().items()}
-    mins = {grid_image_id(g, prefix): float(v) for g, v in by_grid.min().items()}
-    ids = dataset.values("image_id")
-    dataset.set_values(mean_field, [means.get(i) for i in ids])
-    dataset.set_values(min_field, [mins.get(i) for i in ids])
+    dataset = grids_to_dataset(grids, name, image_dir, source=source, overwrite=overwrite)
+    heatmap_dir = Path(image_dir) / "heatmaps" if saliency is not None else None
+    add_grid_predictions(dataset, field, classified, saliency, heatmap_dir=heatmap_dir)
+    add_failure_labels(dataset, field, classified)
     return dataset
 
 
-def lowest_iou_view(dataset: fo.Dataset | fo.DatasetView, field: str) -> fo.DatasetView:
-    """Samples with predictions in `field`, worst first: by the per-sample minimum IoU when the dataset has
-    it (:func:`benchmark_to_fiftyone`), else by the lowest IoU among the sample's predicted boxes."""
+def _by_lowest_iou(view: fo.DatasetView, field: str) -> fo.DatasetView:
     from fiftyone import ViewField as F
 
-    min_field = sample_iou_fields(field)[1]
-    if dataset.has_sample_field(min_field):
-        return dataset.exists(min_field).sort_by(min_field)
-    return dataset.exists(field).sort_by(F(f"{field}.detections").map(F("iou")).min())
+    return view.sort_by(F(f"{field}.detections").map(F("iou")).min())
+
+
+def lowest_iou_view(dataset: fo.Dataset | fo.DatasetView, field: str) -> fo.DatasetView:
+    """Samples with predictions in `field`, worst first: by the per-sample IoU (:func:`sample_iou_field`)
+    when the dataset has it, else by the lowest IoU among the sample's predicted boxes."""
+    per_sample = sample_iou_field(field)
+    if dataset.has_sample_field(per_sample):
+        return dataset.exists(per_sample).sort_by(per_sample)
+    return _by_lowest_iou(dataset.exists(field), field)
 
 
 def misses_view(
@@ -449,9 +410,7 @@ def misses_view(
     """Only the predicted boxes with IoU below the threshold (and the samples holding them), worst first."""
     from fiftyone import ViewField as F
 
-    return dataset.filter_labels(field, F("iou") < iou_threshold).sort_by(
-        F(f"{field}.detections").map(F("iou")).min()
-    )
+    return _by_lowest_iou(dataset.filter_labels(field, F("iou") < iou_threshold), field)
 
 
 def class_view(dataset: fo.Dataset | fo.DatasetView, field: str, label: str) -> fo.DatasetView:
@@ -462,16 +421,14 @@ def class_view(dataset: fo.Dataset | fo.DatasetView, field: str, label: str) -> 
 
     view = dataset.filter_labels(field, F("label") == label)
     view = view.filter_labels(GROUND_TRUTH_FIELD, F("label") == label, only_matches=False)
-    return view.sort_by(F(f"{field}.detections").map(F("iou")).min())
+    return _by_lowest_iou(view, field)
 
 
 def failure_view(dataset: fo.Dataset | fo.DatasetView, field: str, category: str) -> fo.DatasetView:
-    """Predicted boxes of one failure category (written by :func:`benchmark_to_fiftyone` from classified
-    records), worst IoU first. A query without a box ("no box") has no detection, so it cannot be shown."""
+    """Predicted boxes of one failure category (see :func:`add_failure_labels`), worst IoU first. A query
+    without a box ("no box") has no detection, so it cannot be shown."""
     from fiftyone import ViewField as F
 
     if category not in FAILURES:
         raise ValueError(f"unknown failure category {category!r}; use one of {', '.join(FAILURES)}")
-    return dataset.filter_labels(field, F("failure") == category).sort_by(
-        F(f"{field}.detections").map(F("iou")).min()
-    )
+    return _by_lowest_iou(dataset.filter_labels(field, F("failure") == category), field)

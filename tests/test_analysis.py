@@ -184,37 +184,40 @@ def test_fiftyone_views(tmp_path: Path, classified: pd.DataFrame) -> None:
     grids = make_grids()
     field = "clipcam_test_gradcam"
     saliency = {(g, c): np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8) for g, c, *_ in CASES}
-    ds = an.benchmark_to_fiftyone(
-        grids, classified, "analysis-test", tmp_path, field, prefix="t", saliency=saliency
-    )
+    ds = an.benchmark_to_fiftyone(grids, classified, "analysis-test", tmp_path, field, saliency=saliency)
     try:
         assert len(ds) == 3 and ds.count("ground_truth.detections") == 12
         assert ds.count(f"{field}.detections") == 10  # two queries had no box
-        mean_field, min_field = an.sample_iou_fields(field)
-        assert ds.values(mean_field) == pytest.approx(list(classified.groupby("grid_id").iou.mean()))
+        per_sample = an.sample_iou_field(field)
+        means = classified.groupby("grid_id").iou.mean()
+        assert ds.values(per_sample) == pytest.approx(list(means))
+        assert ds.count_values(f"{field}.detections.failure") == {
+            an.CORRECT: 4, an.WRONG_CELL: 1, an.SEVERAL_INSTANCES: 2, an.TOO_LARGE: 1, an.SMALL_OBJECT: 1,
+            an.OTHER: 1}  # fmt: skip
 
-        worst = an.lowest_iou_view(ds, field)
-        ids = worst.values("image_id")
-        assert sorted(ids[:2]) == ["t-0000", "t-0001"] and ids[2] == "t-0002"  # min IoU 0, 0, then 0.409
-        assert worst.values(min_field)[2] == pytest.approx(classified[classified.grid_id == 2].iou.min())
-        ds_no_sample_iou = ds.exclude_fields([mean_field, min_field])
-        assert an.lowest_iou_view(ds_no_sample_iou, field).first().image_id == "t-0000"
+        worst = an.lowest_iou_view(ds, field)  # by mean IoU: grid 1 (0.11), grid 0 (0.35), grid 2 (0.82)
+        assert worst.values("grid_id") == list(means.sort_values().index)
+        assert means.sort_values().index.tolist() == [1, 0, 2]
+        by_boxes = an.lowest_iou_view(ds.exclude_fields(per_sample), field)  # by the worst box instead
+        assert by_boxes.values("grid_id")[2] == 2
 
         misses = an.misses_view(ds, field)
         expected = classified[(classified.iou < 0.5) & classified.x1.notna()]
         assert misses.count(f"{field}.detections") == len(expected) == 6
         assert misses.first()[field].detections[0].iou == 0.0
 
-        apples = an.class_view(ds, field, "red heart")
-        assert apples.values("image_id") == ["t-0001"]
-        assert apples.values(f"{field}.detections.label") == [["red heart"]]
-        assert apples.values("ground_truth.detections.label") == [["red heart"]]
+        hearts = an.class_view(ds, field, "red heart")
+        assert hearts.values("grid_id") == [1]
+        assert hearts.values(f"{field}.detections.label") == [["red heart"]]
+        assert hearts.values("ground_truth.detections.label") == [["red heart"]]
 
         merged = an.failure_view(ds, field, an.SEVERAL_INSTANCES)
         assert merged.count(f"{field}.detections") == 2
         assert sorted(merged.values(f"{field}.detections.cell", unwind=True)) == [0, 3]
         with pytest.raises(ValueError, match="unknown failure category"):
             an.failure_view(ds, field, "bad luck")
+        with pytest.raises(ValueError, match="classify_failures"):
+            an.add_failure_labels(ds, field, make_records())
         assert Path(ds.first()[f"{field}_heatmap"].map_path).is_file()
     finally:
         ds.delete()
