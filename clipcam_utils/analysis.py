@@ -6,8 +6,9 @@ detection criterion); every other query is a **miss** and gets exactly one failu
 these rules that applies (each fraction is an area fraction):
 
 1. ``no box``: the query failed (``error``) or its thresholded map was empty (no predicted box).
-2. ``wrong cell``: the centre of the predicted box lies in another grid cell than the queried one (the
-   map pointed at a distractor image). Only for 2x2 grids.
+2. ``wrong cell``: the centre of the predicted box lies in another grid cell than the queried one and the
+   box covers less than ``merge_gt`` of the ground truth (the map pointed at a distractor image). Only for
+   2x2 grids; a box that holds the target but spills into a neighbour is judged by rules 3 and 4.
 3. ``several instances``: the box covers at least ``merge_gt`` of the ground truth and at least
    ``merge_other`` of some *other* object's box: it merges the target with its neighbours. Other objects are
    the ground truths of the grid's other queries, plus any ``context`` boxes (distractors in the same cell).
@@ -51,8 +52,13 @@ CATEGORIES = (CORRECT, *FAILURES)
 # The record columns (evaluation.RECORD_COLUMNS) the taxonomy reads.
 NEEDED_COLUMNS = ("grid_id", "cell", "label", "seen", "x1", "y1", "x2", "y2", "gt_x1", "gt_y1", "gt_x2", "gt_y2",
                   "iou", "error")  # fmt: skip
-SIZE_BINS = (0.0, 0.1, 0.25, 1.0 + 1e-9)
-SIZE_LABELS = ("small (<10% of cell)", "medium (10-25%)", "large (>=25%)")
+SIZE_BINS = (
+    0.0,
+    0.05,
+    0.15,
+    1.0 + 1e-9,
+)  # ground-truth area / cell area; "small" matches TaxonomyRules.small
+SIZE_LABELS = ("small (<5% of cell)", "medium (5-15%)", "large (>=15%)")
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ class TaxonomyRules:
     too_large: float = 2.0  # box area / ground-truth area at or above which a containing box is too large
     merge_gt: float = 0.5  # fraction of the ground truth inside the box for a merged box
     merge_other: float = 0.5  # fraction of another object's box inside the box for a merged box
-    small: float = 0.1  # ground-truth area / cell area below which the object is small
+    small: float = 0.05  # ground-truth area / cell area below which the object is small
 
 
 # ------------------------------------------------------------------------------------------- geometry
@@ -175,7 +181,7 @@ def classify_failures(
             category = CORRECT
         elif errored or pred is None or gt is None:
             category = NO_BOX
-        elif grid_layout == 2 and pred_cell != cell:
+        elif grid_layout == 2 and pred_cell != cell and covered < rules.merge_gt:
             category = WRONG_CELL
         elif covered >= rules.merge_gt and any(_covered(o, pred) >= rules.merge_other for o in others):
             category = SEVERAL_INSTANCES

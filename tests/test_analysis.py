@@ -97,6 +97,20 @@ def test_without_context_the_distractor_box_is_just_too_large() -> None:
     assert out.iloc[8]["category"] == an.SEVERAL_INSTANCES  # cell 1's ground truth is always known
 
 
+def test_a_box_spilling_into_a_neighbour_is_not_a_wrong_cell() -> None:
+    # cell 0 queried; the box holds its object but reaches far into cell 1 (centre x = 105, in cell 1)
+    spill = (0, 0, "red star", True, (60, 40, 90, 70), (60, 30, 150, 80), "", None)
+    neighbour = (0, 1, "blue heart", False, (110, 40, 140, 70), (110, 40, 140, 70), "", None)
+    out = an.classify_failures(make_records([spill, neighbour]), cell_size=CELL)
+    assert out.iloc[0].pred_cell == 1 and list(out["category"].astype(str)) == [
+        an.SEVERAL_INSTANCES,
+        an.CORRECT,
+    ]
+    far = (0, 1, "blue heart", False, (170, 70, 190, 90), (170, 70, 190, 90), "", None)
+    out = an.classify_failures(make_records([spill, far]), cell_size=CELL)
+    assert out.iloc[0]["category"] == an.TOO_LARGE
+
+
 def test_rules_are_parameters() -> None:
     out = an.classify_failures(make_records(), cell_size=CELL, context=CONTEXT,
                                rules=an.TaxonomyRules(iou_threshold=0.4, too_large=6.0, small=0.01))  # fmt: skip
