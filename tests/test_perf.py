@@ -1,0 +1,54 @@
+"""perf.py: the speed benchmark measures what it says (same maps, the plain usage as a user writes it)."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+from helpers_core import torch_threads
+
+from clipcam_utils import perf
+from clipcam_utils.cams import reference_clipcam
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with torch_threads(1):
+        yield
+
+
+def test_plain_usage_runs_the_model_as_loaded_and_gives_the_reference_maps() -> None:
+    clip = perf.perf_clip("shapes-vit")
+    user = perf.as_loaded(clip)
+    assert all(p.requires_grad for p in user.model.parameters())
+    assert not any(p.requires_grad for p in clip.model.parameters()), "the package's model stays frozen"
+    assert user.facts.target_layer is user.model.visual.transformer.resblocks[-1].ln_1
+    image = perf.sw.object_scene(perf.sw.scene_rng(0, 0, "t"), size=64, n_objects=2, scale=(0.3, 0.4)).image
+    texts = perf.perf_texts(2)
+    maps = perf.plain_gradcam(user, clip.preprocess(image), user.encode_text(texts))
+    assert maps.shape == (2, *clip.image_size)
+    for k, text in enumerate(texts):
+        assert np.abs(maps[k] - reference_clipcam(clip, image, text)).max() < 1e-5
+
+
+def test_perf_rows_compare_equal_maps() -> None:
+    rows = perf.perf_model("shapes-rn", queries=3, grids=2, baseline_grids=1, repeats=1)
+    assert [r["case"] for r in rows] == ["1 query, 1 image", "3 queries, 1 image", "2-grid benchmark"]
+    assert [r["queries"] for r in rows] == [1, 3, 8]
+    for r in rows:
+        assert r["plain_s"] > 0 and r["ours_s"] > 0 and r["forward_s"] > 0
+        assert r["speedup"] == pytest.approx(r["plain_s"] / r["ours_s"])
+        assert r["max_abs_diff"] < 1e-5, r["case"]
+    assert "scaled" in rows[2]["note"]
+
+
+def test_bad_arguments_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="unknown perf model"):
+        perf.perf_table(["ViT-H-14"])
+    with pytest.raises(ValueError, match="at most"):
+        perf.perf_texts(10_000)
+    p = argparse.ArgumentParser()
+    perf.add_arguments(p)
+    with pytest.raises(ValueError, match="--queries must be at least 1"):
+        perf.run(p.parse_args(["--queries", "0"]))
