@@ -1,12 +1,23 @@
-"""Benchmark recipes: ShapesWorld quality (zero-shot accuracy, grid mIoU vs baselines and the sanity check).
+"""Benchmark recipes: the paper's Tables 1-3 as functions, and ShapesWorld quality.
 
-Every figure these functions return is a pure function of the seeds and the shipped checkpoints; the
-command that printed a figure is the way to reproduce it.
+- `bench_grids(kind, data, n, seed)`: the grids of a benchmark ("objects", "actions", "single") from
+  ShapesWorld or the real Open Images / HICO-DET files, with a note on what the data allowed.
+- `run_bench(...)`: every model x CAM (plus baselines and randomized copies) on the same grids, one
+  resumable CSV of per-query records per run, and the summary rows for `evaluation.paper_table`.
+
+Every figure these functions return is a pure function of the seeds, the data and the checkpoints; the
+command that printed a figure is the way to reproduce it. `python -m clipcam_utils bench ...` drives them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +26,21 @@ import torch
 from . import shapesworld as sw
 from .baselines import Classifier, grid_baseline_maps
 from .cams import clipcam
-from .evaluation import Protocol, run_grid_benchmark, summarize
-from .grids import Grid, build_grids
+from .evaluation import PAPER_PROTOCOL, Protocol, ResultHook, run_grid_benchmark, summarize
+from .grids import (
+    Grid,
+    build_action_grids,
+    build_grids,
+    hicodet_items,
+    openimages_items,
+    single_image_grids,
+)
 from .models import ClipModel
+
+BENCH_KINDS = ("objects", "actions", "single")
+BENCH_DATA = ("shapes", "openimages", "hicodet")
+SHAPES_CELL = 128  # ShapesWorld scenes are 128 px; the tiny CLIPs see the grid at 128 (RN) or 64 (ViT) px
+REAL_CELL = 224  # the official code's cell size (four 224-px images in a 448-px grid)
 
 
 @torch.no_grad()
@@ -49,14 +72,19 @@ def clip_saliency_fn(
 
 
 def baseline_saliency_fn(
-    clf: Classifier, beta: float
+    clf: Classifier, beta: float, protocol: Protocol = PAPER_PROTOCOL
 ) -> Callable[[Grid, Sequence[int], Sequence[str]], list]:
-    """Saliency function for a supervised baseline (class itself if seen, best of top-4 otherwise)."""
+    """Saliency function for a supervised baseline (class itself if seen, best of top-4 otherwise).
+
+    The top-4 choice is made against the query's ground truth under `protocol` (as the paper's oracle).
+    """
+    from .boxes import union_box
 
     def fn(grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> list:
         image = grid.render()
         labels = [grid.cells[c].label for c in cells]
-        return grid_baseline_maps(clf, image, labels, [grid.cells[c].gt_box for c in cells], beta)
+        truth = [union_box(protocol.gt_boxes(grid.cells[c])) for c in cells]
+        return grid_baseline_maps(clf, image, labels, truth, beta)
 
     return fn
 
@@ -107,3 +135,190 @@ def shapes_quality_table(
         rows.append({"method": "seen-only baseline", "model": name, "zero_shot_acc": float("nan"), "beta": clf.default_beta,
                      **summarize(df)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- bench
+
+
+def default_data_root(data: str) -> Path:
+    """Where the real data is looked for when no root is given: ../shared/data next to the repository."""
+    base = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return base / {"openimages": "openimages_v6_val_subset", "hicodet": "hicodet"}[data]
+
+
+def shapes_action_items(n_grids: int, seed: int = 0, cell_size: int = SHAPES_CELL) -> list:
+    """ShapesWorld relation items (relations play actions, the object's class plays HICO-DET's object)."""
+    per_relation = math.ceil(4 * n_grids / len(sw.RELATIONS)) + 4
+    items = sw.interaction_items(per_relation=per_relation, seed=seed, size=cell_size)
+    return [dataclasses.replace(it, object_boxes=(it.meta["object_box"],)) for it in items]
+
+
+def _hicodet_records(root: Path, images: Path | None):
+    from .datasets import load_hicodet
+
+    return load_hicodet(
+        root, image_dir=images if images is not None else (root if root.is_dir() else root.parent)
+    )
+
+
+def bench_grids(
+    kind: str, data: str, n_grids: int, seed: int = 0, root: str | Path | None = None,
+    images: str | Path | None = None,
+) -> tuple[list[Grid], str]:  # fmt: skip
+    """The grids of one benchmark and a line saying what was built (and what the data did not allow).
+
+    kind: "objects" (four distinct classes), "actions" (four distinct actions and objects) or "single"
+    (un-gridded images; `n_grids` images). data: "shapes", "openimages" (a local folder, zoo or OIDv4
+    layout) or "hicodet" (annotation file or folder; images next to it or in `images`).
+    """
+    if kind not in BENCH_KINDS:
+        raise ValueError(f"unknown benchmark {kind!r}; choose from {', '.join(BENCH_KINDS)}")
+    if data not in BENCH_DATA:
+        raise ValueError(f"unknown data {data!r}; choose from {', '.join(BENCH_DATA)}")
+    if n_grids < 1:
+        raise ValueError(f"--grids must be at least 1, got {n_grids}")
+    if data == "shapes":
+        if kind == "actions":
+            grids = build_action_grids(shapes_action_items(n_grids, seed), n_grids, seed, SHAPES_CELL)
+            what = "ShapesWorld relation grids (4 distinct relations, 4 distinct object classes)"
+        else:
+            per_class = 4 if n_grids <= 64 else math.ceil(4 * n_grids / 64) + 1
+            items = sw.object_items(per_class=per_class, seed=seed, size=SHAPES_CELL)
+            if kind == "objects":
+                grids = build_grids(items, n_grids=n_grids, seed=seed, cell_size=SHAPES_CELL)
+                what = "ShapesWorld object grids (4 distinct classes)"
+            else:
+                pick = np.random.default_rng(seed).permutation(len(items))[:n_grids]
+                grids = single_image_grids([items[i] for i in sorted(pick)])
+                what = "ShapesWorld single images"
+        return grids, f"{what}: {len(grids)} of {n_grids} asked, seed {seed}"
+    root = Path(root).expanduser() if root is not None else default_data_root(data)
+    if not root.exists():
+        raise FileNotFoundError(f"{data} data not found at {root}; pass --root <folder>")
+    if data == "openimages":
+        if kind == "actions":
+            raise ValueError("Open Images has no actions; use --data hicodet (or shapes) for action grids")
+        from .datasets import load_openimages
+
+        items = openimages_items(load_openimages(root))
+        labels = sorted({it.label for it in items})
+        if kind == "single":
+            pick = np.random.default_rng(seed).permutation(len(items))[:n_grids]
+            grids = single_image_grids([items[i] for i in sorted(pick)])
+            return (
+                grids,
+                f"Open Images single images from {root}: {len(grids)} of {len(items)} (image, class) pairs",
+            )
+        distinct = len(labels) >= 4
+        grids = build_grids(items, n_grids, seed, REAL_CELL, distinct_labels=distinct)
+        note = "4 distinct classes per grid" if distinct else (
+            f"only {len(labels)} classes ({', '.join(labels)}) in the data, so classes repeat within a grid and "
+            "every cell of the queried class counts as a hit (the official code's rule)")  # fmt: skip
+        return (
+            grids,
+            f"Open Images object grids from {root}: {len(grids)} of {n_grids} asked, seed {seed}; {note}",
+        )
+    # hicodet
+    if kind == "objects":
+        raise ValueError("HICO-DET object grids are not part of the protocol; use --data openimages")
+    items = hicodet_items(_hicodet_records(root, Path(images) if images else None))
+    if kind == "single":
+        pick = np.random.default_rng(seed).permutation(len(items))[:n_grids]
+        grids = single_image_grids([items[i] for i in sorted(pick)])
+        return grids, (f"HICO-DET single images from {root}: {len(grids)} of {len(items)} images with exactly one "
+                       "human-object pair (not no_interaction) whose file is present")  # fmt: skip
+    grids = build_action_grids(items, n_grids, seed, REAL_CELL)
+    if not grids:
+        raise ValueError(
+            f"only {len(items)} HICO-DET image(s) with exactly one human-object pair have their file under {root}; "
+            "action grids need four with distinct actions and objects. Point --root/--images at the full "
+            "test2015 images, or run `bench single --data hicodet` on what is there"
+        )
+    return grids, f"HICO-DET action grids from {root}: {len(grids)} of {n_grids} asked, seed {seed}"
+
+
+@dataclass
+class BenchRun:
+    """One row of a table: a method (CLIPCAM, baseline, randomized) with its model, CAM and threshold."""
+
+    method: str
+    model: str
+    cam: str
+    beta: float
+    saliency_fn: Callable[[Grid, Sequence[int], Sequence[str]], object]
+
+    @property
+    def slug(self) -> str:
+        text = f"{self.model}-{self.cam}".lower().replace("+", "plus")
+        return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+def bench_runs(
+    models: Sequence[str], cams: Sequence[str], baselines: Sequence[str] = (), randomized: bool = False,
+    seed: int = 0, protocol: Protocol = PAPER_PROTOCOL, device: str = "cpu",
+) -> list[BenchRun]:  # fmt: skip
+    """CLIPCAM for each model x CAM, then randomized copies (Grad-CAM... every CAM asked), then baselines."""
+    from .baselines import load_baseline
+    from .cams import resolve_cam
+    from .models import load_clip, randomized_copy
+
+    cams = [resolve_cam(c) for c in cams]
+    runs = []
+    clips = [load_clip(m, device=device) for m in models]
+    variants = [("CLIPCAM", c) for c in clips]
+    if randomized:
+        variants += [("randomized CLIPCAM", randomized_copy(c, seed=seed)) for c in clips]
+    for method, clip in variants:
+        beta = clip.default_beta if protocol.beta is None else protocol.beta
+        runs += [BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam)) for cam in cams]
+    for name in baselines:
+        clf = load_baseline(name)
+        beta = clf.default_beta if protocol.beta is None else protocol.beta
+        method = "seen-only baseline" if name.startswith("shapes-") else "ImageNet baseline"
+        runs.append(BenchRun(method, name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol)))
+    return runs
+
+
+def _manifest(path: Path, settings: dict) -> None:
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before != settings:
+            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+            raise ValueError(
+                f"{path.parent} holds a run of {path.stem} with other settings ({', '.join(changed)} differ); "
+                "rerun with the same settings to resume, or choose another --out"
+            )
+    else:
+        path.write_text(json.dumps(settings, indent=1, sort_keys=True))
+
+
+def run_bench(
+    runs: Sequence[BenchRun], grids: Sequence[Grid], kind: str, data: str, seed: int,
+    protocol: Protocol = PAPER_PROTOCOL, out: str | Path | None = None, progress: bool = True,
+    on_result: Callable[[BenchRun], ResultHook | None] | None = None,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:  # fmt: skip
+    """Run every `BenchRun` on the same grids; return the summary rows and each run's records.
+
+    With `out`, each run appends its records to `<out>/<kind>-<data>-<model>-<cam>.csv` as it goes and
+    stores its settings next to it (`.json`); rerunning the same command resumes, a different command on
+    the same folder is refused.
+    """
+    rows, records = [], {}
+    for run in runs:
+        path = None
+        if out is not None:
+            folder = Path(out)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{kind}-{data}-{run.slug}.csv"
+            _manifest(path.with_suffix(".json"), {"kind": kind, "data": data, "seed": seed, "grids": len(grids),
+                      "method": run.method, "model": run.model, "cam": run.cam, "beta": run.beta,
+                      "protocol": protocol.options()})  # fmt: skip
+        if progress:
+            print(f"{run.method} {run.model} {run.cam}", flush=True)
+        df = run_grid_benchmark(run.saliency_fn, grids, run.beta, protocol, out=path, progress=progress,
+                                on_result=on_result(run) if on_result else None)  # fmt: skip
+        records[run.slug] = df
+        rows.append(
+            {"method": run.method, "model": run.model, "cam": run.cam, "beta": run.beta, **summarize(df)}
+        )
+    return pd.DataFrame(rows), records

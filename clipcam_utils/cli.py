@@ -123,6 +123,164 @@ def cmd_eval_shapes(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- bench
+def _bench_protocol(args):
+    """The scoring protocol from the command line: the paper's description unless a flag says otherwise."""
+    from .evaluation import Protocol
+
+    if args.official:
+        base = Protocol.official("actions" if _is_action_bench(args) else "objects")
+    else:
+        base = Protocol(prompt="{}" if _is_action_bench(args) else "a photo of a {}")
+    changes = {}
+    if args.prompt is not None:
+        changes["prompt"] = args.prompt
+    if args.beta is not None:
+        changes["beta"] = args.beta
+    if args.downscale:
+        changes["downscale"] = True
+    if args.centre_disc is not None:
+        changes["centre_disc"] = args.centre_disc
+    if args.pixel_union_iou:
+        changes["pixel_union_iou"] = True
+    if args.object_gt:
+        changes["action_gt"] = "object"
+    if args.raw_mask_iou:
+        changes["raw_mask_iou"] = True
+    import dataclasses
+
+    return dataclasses.replace(base, **changes)
+
+
+def _is_action_bench(args) -> bool:
+    return args.kind == "actions" or (args.kind == "single" and args.data == "hicodet")
+
+
+def _heatmap_saver(folder: Path):
+    """A `run_bench` hook that stores every fresh map as an 8-bit PNG (for the FiftyOne write-back)."""
+    import numpy as np
+    from PIL import Image
+
+    def for_run(run):
+        target = folder / run.slug
+        target.mkdir(parents=True, exist_ok=True)
+
+        def save(grid, cell, text, saliency, box, iou):
+            pixels = np.rint(np.clip(np.nan_to_num(saliency), 0, 1) * 255).astype(np.uint8)
+            Image.fromarray(pixels).save(target / f"g{grid.grid_id:05d}-c{cell}.png")
+
+        return save
+
+    return for_run
+
+
+def cmd_bench(args) -> int:
+    """The paper's grid benchmarks (Tables 1-3) on ShapesWorld or local real data; prints the summary tables."""
+    from .benchmarks import bench_grids, bench_runs, run_bench
+    from .cams import CAM_METHODS
+    from .evaluation import cam_table, format_table, paper_table
+
+    protocol = _bench_protocol(args)
+    cams = list(CAM_METHODS) if args.cam == ["all"] else args.cam
+    grids, what = bench_grids(args.kind, args.data, args.grids, args.seed, args.root, args.images)
+    if not grids:
+        raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
+    runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device)
+    out = Path(args.out)
+    hook = _heatmap_saver(out / "heatmaps" / f"{args.kind}-{args.data}") if args.fiftyone else None
+    rows, records = run_bench(runs, grids, args.kind, args.data, args.seed, protocol, out,
+                              progress=not args.no_progress, on_result=hook)  # fmt: skip
+    shapes_models = all(m.startswith("shapes-") for m in args.model)
+    if args.data == "shapes":
+        label = "ShapesWorld figures, not the paper's"
+    elif shapes_models:
+        label = "PIPELINE RUN on real data with the offline ShapesWorld models: not the paper's figures"
+    else:
+        label = "real data"
+    changed = {k: v for k, v in protocol.options().items() if v != type(protocol)().options()[k]}
+    print(f"bench {args.kind} --data {args.data}: {what}")
+    print(f"protocol: paper's description{'' if not changed else ' with ' + str(changed)}; {label}")
+    table = paper_table(rows, args.kind)
+    print(format_table(table))
+    if len(cams) > 1:
+        print("\nmIoU (all) by CAM method (Table 2 layout):")
+        print(format_table(cam_table(rows)))
+    rows.to_csv(out / f"summary-{args.kind}-{args.data}.csv", index=False)
+    print(
+        f"records: {out}/{args.kind}-{args.data}-<model>-<cam>.csv; summary: {out}/summary-{args.kind}-{args.data}.csv"
+    )
+    if args.fiftyone:
+        from .fiftyone_export import add_grid_predictions, grids_to_dataset, prediction_field
+
+        dataset = grids_to_dataset(grids, args.fiftyone, out / "grids" / f"{args.kind}-{args.data}", args.data,
+                                   overwrite=True)  # fmt: skip
+        maps_root = out / "heatmaps" / f"{args.kind}-{args.data}"
+        for run in runs:
+            df = records[run.slug]
+            maps = {}
+            for gid, cell in zip(df.grid_id, df.cell, strict=True):
+                png = maps_root / run.slug / f"g{int(gid):05d}-c{int(cell)}.png"
+                if png.exists():
+                    maps[(int(gid), int(cell))] = png
+            add_grid_predictions(dataset, prediction_field(run.model, run.cam), df, maps,
+                                 heatmap_dir=out / "fiftyone-heatmaps")  # fmt: skip
+        print(f"FiftyOne dataset {dataset.name!r}: {len(dataset)} samples, predictions in "
+              f"{', '.join(prediction_field(r.model, r.cam) for r in runs)}")  # fmt: skip
+    return 0
+
+
+def add_bench_parser(sub) -> None:
+    """The `bench` subcommand (its own block: other subcommands live in their own functions)."""
+    from .baselines import IMAGENET_MODELS, SHAPES_BASELINES
+    from .benchmarks import BENCH_DATA, BENCH_KINDS
+
+    p = sub.add_parser(
+        "bench",
+        help="grid benchmarks (paper Tables 1-3): objects, actions or single images",
+        description="Run CLIPCAM (and baselines) on seeded grids and print tables laid out like the paper's. "
+        "The protocol is the paper's description unless a flag selects one of the official code's choices.",
+    )
+    p.add_argument("kind", choices=BENCH_KINDS)
+    p.add_argument("--data", default="shapes", choices=BENCH_DATA)
+    p.add_argument("--root", default=None, help="real data folder (default: ../shared/data/<dataset>)")
+    p.add_argument("--images", default=None, help="HICO-DET image folder (default: next to the annotation)")
+    p.add_argument("--model", nargs="+", default=["shapes-rn"], help="one or more CLIP models")
+    p.add_argument(
+        "--cam", nargs="+", default=["gradcam"], help="CAM methods, or 'all' for the seven of Table 2"
+    )
+    p.add_argument("--grids", type=int, default=64, help="number of grids (single: number of images)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out", default="out/bench", help="folder for per-query records (resumable) and summaries"
+    )
+    p.add_argument("--baseline", nargs="*", default=[],
+                   help=f"supervised baselines: {', '.join(SHAPES_BASELINES + tuple(IMAGENET_MODELS))}")  # fmt: skip
+    p.add_argument("--randomized", action="store_true", help="add weight-randomized copies (sanity check)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--fiftyone", default=None, metavar="NAME",
+                   help="write grids, predictions, heatmaps and IoU to the FiftyOne dataset clipcam-NAME")  # fmt: skip
+    g = p.add_argument_group(
+        "protocol (default: the paper's description; each flag = one official-code choice)"
+    )
+    g.add_argument("--official", action="store_true", help="all of the official code's choices below at once")
+    g.add_argument(
+        "--beta", type=float, default=None, help="threshold (default: per backbone; official: 0.2)"
+    )
+    g.add_argument("--prompt", default=None,
+                   help="template, {} = label, {object} = action's object (default 'a photo of a {}' / '{}')")  # fmt: skip
+    g.add_argument(
+        "--downscale", action="store_true", help="score at half the grid's side (official 448->224)"
+    )
+    g.add_argument("--centre-disc", type=float, default=None, help="zero a disc of this radius (px at 224) at the centre (official 30)")  # fmt: skip
+    g.add_argument("--pixel-union-iou", action="store_true", help="pixel IoU of union of per-quadrant boxes (official objects)")  # fmt: skip
+    g.add_argument(
+        "--object-gt", action="store_true", help="actions: object box alone as ground truth (official)"
+    )
+    g.add_argument("--raw-mask-iou", action="store_true", help="IoU of the thresholded map itself, no box (official actions)")  # fmt: skip
+    p.set_defaults(func=cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m clipcam_utils", description="CLIPCAM: text-guided localization with Grad-CAM on CLIP"
@@ -169,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="folder for shapes_quality.csv")
     p.set_defaults(func=cmd_eval_shapes)
+
+    add_bench_parser(sub)
     return parser
 
 

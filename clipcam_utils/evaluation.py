@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,36 +24,87 @@ from .boxes import (
     mask_to_box,
     resize_saliency,
     threshold_saliency,
+    union_box,
     validate_beta,
 )
-from .grids import Grid, quadrant_of
+from .grids import Grid, GridCell, quadrant_of
 
-RECORD_COLUMNS = ["grid_id", "cell", "item_id", "label", "text", "seen", "x1", "y1", "x2", "y2",
+RECORD_COLUMNS = ["grid_id", "cell", "item_id", "label", "group", "text", "seen", "x1", "y1", "x2", "y2",
                   "gt_x1", "gt_y1", "gt_x2", "gt_y2", "iou", "hit", "seconds", "error"]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a grid query is scored. Defaults: the paper's text; each `official_*` option is the authors' code.
+    """How a grid query is scored. Defaults: the paper's text; every other value is an explicit option.
 
-    - `beta`: threshold (None: the model's default, per backbone as in the paper).
-    - `prompt`: template for the label ("a photo of a {}" for objects, "{}" for actions as in the paper).
+    The default is the protocol as the paper *describes* it, because that is what readers of the paper
+    think the numbers mean; each of the official evaluation code's undocumented choices (see
+    `Protocol.official`) can be switched on alone to see how much it moves the numbers.
+
+    - `beta`: threshold (None: the model's default per backbone, 0.2 ResNets / 0.3 ViTs as in the paper;
+      the official code uses 0.2 for every model).
+    - `prompt`: template; "{}" is the label ("a photo of a {}" for objects, "{}" = the verb alone for actions
+      as in the paper), "{object}" the action's object (official: "Someone is {} {object}").
+    - `downscale`: score at half the grid's side (official: four 224-px cells pasted into 448 px and the
+      grid downsized to 224, so maps and boxes are compared at 224 with 112-px cells); default: at the grid's
+      own resolution. CLIP sees the grid resized to its input size either way.
     - `centre_disc`: radius in pixels (at 224 px) of a disc at the grid centre zeroed after thresholding
       (official code: 30; paper: not mentioned, 0).
     - `pixel_union_iou`: score the union of one box per quadrant against the union of ground-truth boxes
-      over the whole grid, as pixel IoU (official code); default: the box around the thresholded map vs
-      the box around the queried cell's ground truth.
+      over the whole grid, as pixel IoU (official object code); default: the box around the thresholded map
+      vs the box around the queried cell's ground truth.
+    - `action_gt`: "union" (human ∪ object, paper) or "object" (the object box alone, official code).
+    - `raw_mask_iou`: pixel IoU of the thresholded map itself (no box) against the ground-truth boxes of the
+      query (official action code).
     """
 
     beta: float | None = None
     prompt: str = "a photo of a {}"
     centre_disc: float = 0.0
     pixel_union_iou: bool = False
+    downscale: bool = False
+    action_gt: str = "union"
+    raw_mask_iou: bool = False
 
-    def text(self, label: str) -> str:
+    def __post_init__(self) -> None:
+        if self.action_gt not in ("union", "object"):
+            raise ValueError(f"action_gt must be 'union' or 'object', got {self.action_gt!r}")
+        if self.centre_disc < 0:
+            raise ValueError(f"centre_disc is a radius in pixels, >= 0; got {self.centre_disc}")
+        if self.pixel_union_iou and self.raw_mask_iou:
+            raise ValueError("choose one of pixel_union_iou and raw_mask_iou")
+        if self.beta is not None:
+            validate_beta(self.beta)
+
+    @classmethod
+    def official(cls, kind: str = "objects") -> Protocol:
+        """Every choice of the authors' evaluation code at once, for `kind` "objects" or "actions"."""
+        if kind == "actions":
+            return cls(beta=0.2, prompt="Someone is {} {object}", centre_disc=30.0, downscale=True,
+                       action_gt="object", raw_mask_iou=True)  # fmt: skip
+        return cls(beta=0.2, centre_disc=30.0, pixel_union_iou=True, downscale=True)
+
+    def text(self, label: str, obj: str | None = None) -> str:
+        """The query text for a label (and an action's object)."""
         from .shapesworld import object_caption
 
-        return object_caption(label, self.prompt) if "{}" in self.prompt else self.prompt
+        template = self.prompt
+        if "{object}" in template:
+            template = template.replace("{object}", obj or "").strip()
+        return object_caption(label, template) if "{}" in template else template
+
+    def gt_boxes(self, cell: GridCell) -> tuple[Box, ...]:
+        """The queried cell's ground truth under this protocol (object box alone if asked and known)."""
+        if self.action_gt == "object" and cell.object_boxes:
+            return tuple(cell.object_boxes)
+        return tuple(cell.boxes)
+
+    def options(self) -> dict:
+        """The protocol as a plain dict (stored next to results so a resumed run cannot mix protocols)."""
+        return asdict(self)
+
+
+PAPER_PROTOCOL = Protocol()  # the paper's description: the default everywhere
 
 
 def _disc_mask(shape: tuple[int, int], radius_224: float) -> np.ndarray:
@@ -63,15 +114,26 @@ def _disc_mask(shape: tuple[int, int], radius_224: float) -> np.ndarray:
     return (xx + 0.5 - w / 2) ** 2 + (yy + 0.5 - h / 2) ** 2 <= r * r
 
 
+def _scale(box: Box, f: float) -> Box:
+    return (box[0] * f, box[1] * f, box[2] * f, box[3] * f)
+
+
 def score_query(
     saliency: np.ndarray, grid: Grid, cell: int, beta: float, protocol: Protocol
 ) -> tuple[Box | None, float, bool]:
-    """Box, IoU and quadrant hit for one grid-resolution saliency map."""
+    """Box (grid pixels), IoU and quadrant hit for one saliency map of the grid.
+
+    The map may be at any resolution of the grid's aspect (the grid's own, or half of it under
+    `protocol.downscale`): ground truth is scaled to the map, and the predicted box back to grid pixels.
+    A hit means the most salient quadrant holds the query (any cell with the same label, if it repeats).
+    """
     mask = threshold_saliency(saliency, beta)
     if protocol.centre_disc > 0 and grid.layout == 2:
         mask &= ~_disc_mask(mask.shape, protocol.centre_disc)
+    f = mask.shape[1] / grid.size[0]  # map pixels per grid pixel
+    size = (mask.shape[1], mask.shape[0])
     target = grid.cells[cell]
-    hit = grid.layout == 1 or quadrant_of(saliency) == cell
+    hit = grid.layout == 1 or quadrant_of(saliency) in grid.cells_with(target.label)
     if protocol.pixel_union_iou and grid.layout == 2:
         half_w, half_h = mask.shape[1] // 2, mask.shape[0] // 2
         pred_boxes = []
@@ -80,22 +142,44 @@ def score_query(
             b = mask_to_box(mask[oy : oy + half_h, ox : ox + half_w])
             if b is not None:
                 pred_boxes.append((b[0] + ox, b[1] + oy, b[2] + ox, b[3] + oy))
-        size = (mask.shape[1], mask.shape[0])
-        iou = mask_iou(boxes_to_mask(pred_boxes, size), boxes_to_mask(grid.all_gt_boxes(target.label), size))
-        return mask_to_box(boxes_to_mask(pred_boxes, size)), iou, hit
-    box = mask_to_box(mask)
-    return box, box_iou(box, target.gt_box), hit
+        truth = [_scale(b, f) for c in grid.cells if c.label == target.label for b in protocol.gt_boxes(c)]
+        iou = mask_iou(boxes_to_mask(pred_boxes, size), boxes_to_mask(truth, size))
+        box = mask_to_box(boxes_to_mask(pred_boxes, size))
+    elif protocol.raw_mask_iou:
+        truth = [_scale(b, f) for b in protocol.gt_boxes(target)]
+        iou = mask_iou(mask, boxes_to_mask(truth, size))
+        box = mask_to_box(mask)
+    else:
+        box = mask_to_box(mask)
+        truth_box = union_box(protocol.gt_boxes(target))
+        iou = box_iou(box, None if truth_box is None else _scale(truth_box, f))
+    return (None if box is None else _scale(box, 1 / f)), iou, hit
 
 
 def _done_keys(path: Path) -> tuple[pd.DataFrame, set[tuple[int, int]]]:
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=RECORD_COLUMNS), set()
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path} cannot be read as a results CSV ({err}); choose another --out or delete it"
+        ) from err
     missing = set(RECORD_COLUMNS) - set(df.columns)
     if missing:
         raise ValueError(f"{path} is not a results file of this benchmark (missing columns {sorted(missing)}); "
                          "choose another --out or delete it")  # fmt: skip
-    return df, set(zip(df.grid_id.astype(int), df.cell.astype(int), strict=True))
+    # A run killed while appending may leave a torn last line: drop incomplete rows and rewrite the file.
+    complete = df.dropna(subset=["grid_id", "cell", "iou", "hit"])
+    if len(complete) < len(df):
+        complete.to_csv(path, index=False)
+    df = complete.assign(grid_id=complete.grid_id.astype(int), cell=complete.cell.astype(int))
+    df["error"] = df.error.fillna("").astype(str)
+    df["hit"] = df.hit.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    return df.reset_index(drop=True), set(zip(df.grid_id, df.cell, strict=True))
+
+
+ResultHook = Callable[[Grid, int, str, np.ndarray, "Box | None", float], None]
 
 
 def run_grid_benchmark(
@@ -106,20 +190,24 @@ def run_grid_benchmark(
     out: str | Path | None = None,
     progress: bool = True,
     text_fn: Callable[[str], str] | None = None,
+    on_result: ResultHook | None = None,
 ) -> pd.DataFrame:
-    """Run every query of every grid; `saliency_fn(grid, cells, texts)` returns maps at grid resolution or any size.
+    """Run every query of every grid; `saliency_fn(grid, cells, texts)` returns one map per query, any size.
 
-    With `out` (a .csv), records are appended as they are produced and a rerun skips what is already there.
-    A query that raises is recorded with its error and skipped.
+    Maps are resized to the grid (half its side under `protocol.downscale`) and scored by `score_query`.
+    With `out` (a .csv), each grid's records are appended as soon as they are produced and a rerun skips
+    what is already there (refusing a file whose items differ from these grids). A grid whose maps raise
+    is recorded with the error (IoU 0, miss) and skipped. `on_result(grid, cell, text, map, box, iou)` sees
+    every fresh map (e.g. to save heatmaps).
     """
     beta = validate_beta(beta)
-    text_fn = text_fn or protocol.text
     path = Path(out) if out is not None else None
     done: set[tuple[int, int]] = set()
     previous = pd.DataFrame(columns=RECORD_COLUMNS)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         previous, done = _done_keys(path)
+        _check_same_items(previous, grids, path)
     rows: list[dict] = []
     todo = [g for g in grids if any((g.grid_id, c.cell) not in done for c in g.cells)]
     iterator = todo
@@ -129,21 +217,32 @@ def run_grid_benchmark(
         iterator = tqdm(todo, desc="grids", unit="grid", leave=False)
     for grid in iterator:
         cells = [c.cell for c in grid.cells if (grid.grid_id, c.cell) not in done]
-        texts = [text_fn(grid.cells[c].label) for c in cells]
+        texts = [
+            text_fn(grid.cells[c].label)
+            if text_fn
+            else protocol.text(grid.cells[c].label, grid.cells[c].group)
+            for c in cells
+        ]
+        size = grid.size
+        if protocol.downscale and grid.layout == 2:
+            size = (size[0] // 2, size[1] // 2)
         t0 = time.perf_counter()
         new_rows = []
         try:
             maps = saliency_fn(grid, cells, texts)
             per = (time.perf_counter() - t0) / len(cells)
             for c, text, sal in zip(cells, texts, maps, strict=True):
-                full = sal if sal.shape == grid.size[::-1] else resize_saliency(sal, grid.size)
+                sal = np.asarray(sal)
+                full = sal if sal.shape == size[::-1] else resize_saliency(sal, size)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # empty maps are counted as IoU 0
                     box, iou, hit = score_query(full, grid, c, beta, protocol)
-                new_rows.append(_record(grid, c, text, box, iou, hit, per, ""))
+                new_rows.append(_record(grid, c, text, box, iou, hit, per, "", protocol))
+                if on_result is not None:
+                    on_result(grid, c, text, full, box, iou)
         except Exception as err:  # noqa: BLE001 - a failing image is recorded and skipped, never fatal
             new_rows = [
-                _record(grid, c, t, None, 0.0, False, 0.0, f"{type(err).__name__}: {err}")
+                _record(grid, c, t, None, 0.0, False, 0.0, f"{type(err).__name__}: {err}", protocol)
                 for c, t in zip(cells, texts, strict=True)
             ]
         rows += new_rows
@@ -156,13 +255,25 @@ def run_grid_benchmark(
     return pd.concat(frames, ignore_index=True) if frames else fresh
 
 
+def _check_same_items(previous: pd.DataFrame, grids: Sequence[Grid], path: Path) -> None:
+    expected = {(g.grid_id, c.cell): c.item_id for g in grids for c in g.cells}
+    for gid, cell, item in zip(previous.grid_id, previous.cell, previous.item_id.astype(str), strict=True):
+        if (gid, cell) in expected and expected[(gid, cell)] != item:
+            raise ValueError(
+                f"{path} holds results for other grids (grid {gid} cell {cell} was {item}, now "
+                f"{expected[(gid, cell)]}); use the same seed and data to resume, or another --out"
+            )
+
+
 def _record(
-    grid: Grid, cell: int, text: str, box: Box | None, iou: float, hit: bool, seconds: float, error: str
-) -> dict:
+    grid: Grid, cell: int, text: str, box: Box | None, iou: float, hit: bool, seconds: float, error: str,
+    protocol: Protocol = Protocol(),
+) -> dict:  # fmt: skip
     c = grid.cells[cell]
-    gt = c.gt_box or (np.nan,) * 4
+    gt = union_box(protocol.gt_boxes(c)) or (np.nan,) * 4
     b = box or (np.nan,) * 4
-    return {"grid_id": grid.grid_id, "cell": cell, "item_id": c.item_id, "label": c.label, "text": text, "seen": c.seen,
+    return {"grid_id": grid.grid_id, "cell": cell, "item_id": c.item_id, "label": c.label, "group": c.group,
+            "text": text, "seen": c.seen,
             "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3], "gt_x1": gt[0], "gt_y1": gt[1], "gt_x2": gt[2], "gt_y2": gt[3],
             "iou": float(iou), "hit": bool(hit), "seconds": seconds, "error": error}  # fmt: skip
 
@@ -178,3 +289,45 @@ def summarize(records: pd.DataFrame) -> dict[str, float]:
         out[f"acc_{name}"] = float(part.hit.astype(bool).mean()) if len(part) else float("nan")
     out["errors"] = float((records.error.fillna("") != "").sum())
     return out
+
+
+TABLE_COLUMNS = {
+    # Table 1: object grids, mIoU all / seen / unseen per model and CAM, baselines alongside.
+    "objects": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "acc_all", "queries", "errors"],
+    # Table 3: action grids, accuracy (most salient quadrant) all / seen / unseen and mIoU.
+    "actions": ["method", "model", "cam", "beta", "acc_all", "acc_seen", "acc_unseen", "miou_all", "miou_seen",
+                "miou_unseen", "queries", "errors"],
+    # The single-image setting: mIoU only (there is no distractor cell, so no accuracy).
+    "single": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "queries", "errors"],
+}  # fmt: skip
+
+
+def paper_table(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Summary rows (method, model, cam, beta + `summarize`) laid out like the paper's Table 1 or 3."""
+    if kind not in TABLE_COLUMNS:
+        raise ValueError(f"kind must be one of {', '.join(TABLE_COLUMNS)}, got {kind!r}")
+    out = rows[[c for c in TABLE_COLUMNS[kind] if c in rows.columns]].copy()
+    for c in ("queries", "errors"):
+        if c in out:
+            out[c] = out[c].astype(int)
+    return out.reset_index(drop=True)
+
+
+def cam_table(rows: pd.DataFrame, metric: str = "miou_all") -> pd.DataFrame:
+    """The paper's Table 2: one row per CAM method, one column per model (CLIPCAM rows only)."""
+    from .cams import CAM_METHODS, DISPLAY_NAMES
+
+    clip = rows[rows.method == "CLIPCAM"]
+    table = clip.pivot_table(index="cam", columns="model", values=metric, sort=False)
+    order = [c for c in CAM_METHODS if c in table.index]
+    table = table.loc[order]
+    table.index = [DISPLAY_NAMES.get(c, c) for c in order]
+    table.index.name = "CAM"
+    table.columns.name = None
+    return table
+
+
+def format_table(table: pd.DataFrame, digits: int = 3) -> str:
+    """A table as fixed-precision text (what the command line prints and the results document quotes)."""
+    with pd.option_context("display.width", 250, "display.max_columns", 50):
+        return table.to_string(index=table.index.name is not None, float_format=lambda v: f"{v:.{digits}f}")

@@ -47,6 +47,13 @@ field                                  type            content
 A sample with several queries keeps one detection set per query in the prediction field (re-adding a
 query replaces its detections); each detection's ``heatmap_path`` points at its own query's map. A query
 with no predicted box adds no detection; its heatmap still records the query.
+
+Grid benchmarks (:func:`grids_to_dataset`, :func:`add_grid_predictions`): one sample per grid image,
+saved to disk as PNG (``image_id`` ``"grid-00007"``, ``source`` the benchmark's data, ``grid_id``,
+``layout``), with ``ground_truth`` remapped to grid pixels (one detection per box, with ``cell``,
+``item_id``, ``seen``). A run's per-query records become predictions in the same schema as above (each
+detection also has ``cell``), and ``<field>_iou`` holds the sample's mean IoU over its queries, so
+``dataset.evaluate_detections(field, gt_field="ground_truth")`` and sorting by IoU work at once.
 """
 
 from __future__ import annotations
@@ -84,10 +91,13 @@ __all__ = [
     "HEATMAP_SUFFIX",
     "INTERACTIONS_FIELD",
     "Prediction",
+    "add_grid_predictions",
     "add_predictions",
     "configure_fiftyone",
     "dataset_name",
     "heatmap_field",
+    "grid_image_id",
+    "grids_to_dataset",
     "prediction_field",
     "records_to_dataset",
 ]
@@ -479,3 +489,135 @@ def add_predictions(
             chosen = _as_prediction_list(predictions[sample.image_id])
             written += _apply_predictions(fo, sample, field, chosen, folder)
     return written
+
+
+# ----------------------------------------------------------------------------------------- grid benchmarks
+def grid_image_id(grid_id: int) -> str:
+    """The ``image_id`` of a grid's sample: 7 -> "grid-00007"."""
+    return f"grid-{int(grid_id):05d}"
+
+
+def grids_to_dataset(
+    grids: Sequence[Any],
+    name: str,
+    image_dir: str | Path,
+    source: str = "shapes",
+    overwrite: bool = False,
+    reuse: bool = False,
+    *,
+    persistent: bool = True,
+) -> fo.Dataset:
+    """The FiftyOne dataset ``clipcam-<name>`` of benchmark grids (`grids.Grid`), images saved to ``image_dir``.
+
+    Grid images are written as ``image_dir/grid-00007.png`` (a single-image "grid" whose item is a file
+    keeps that file). Ground truth is every query's boxes in grid pixels (see the module docstring).
+    """
+    if overwrite and reuse:
+        raise ValueError("pass overwrite=True or reuse=True, not both")
+    fo = _fiftyone()
+    full_name = dataset_name(name)
+    if fo.dataset_exists(full_name):
+        if reuse:
+            return fo.load_dataset(full_name)
+        if not overwrite:
+            raise ValueError(
+                f"FiftyOne dataset {full_name!r} already exists; pass overwrite=True to replace it "
+                "or reuse=True to open it as it is"
+            )
+    folder = Path(image_dir).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for grid in grids:
+        image_id = grid_image_id(grid.grid_id)
+        if grid.layout == 1 and isinstance(grid.items[0].image, str | Path):
+            path = Path(grid.items[0].image).expanduser().resolve()
+        else:
+            path = folder / f"{image_id}.png"
+            grid.render().save(path)
+        size = grid.size
+        detections = [
+            fo.Detection(
+                label=cell.label,
+                bounding_box=to_relative_xywh(box, size),
+                seen=cell.seen,
+                cell=cell.cell,
+                item_id=cell.item_id,
+            )  # fmt: skip
+            for cell in grid.cells
+            for box in cell.boxes
+        ]
+        samples.append(
+            fo.Sample(
+                filepath=str(path),
+                metadata=fo.ImageMetadata(width=size[0], height=size[1]),
+                image_id=image_id,
+                source=source,
+                grid_id=int(grid.grid_id),
+                layout=int(grid.layout),
+                **{GROUND_TRUTH_FIELD: fo.Detections(detections=detections)},
+            )  # fmt: skip
+        )
+    dataset = fo.Dataset(full_name, persistent=persistent, overwrite=overwrite)
+    if samples:
+        dataset.add_samples(samples, progress=False)
+    return dataset
+
+
+def _optional_bool(value: Any) -> bool | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return bool(value)
+
+
+def add_grid_predictions(
+    dataset: fo.Dataset | fo.DatasetView,
+    field: str,
+    records: Any,
+    heatmaps: Mapping[tuple[int, int], str | Path | npt.ArrayLike] | None = None,
+    *,
+    heatmap_dir: str | Path | None = None,
+) -> int:
+    """Write a benchmark run's per-query records (an `evaluation` DataFrame) onto its grid samples.
+
+    Each query becomes a detection (label = its class or action, ``query`` = its text, ``iou``, ``cell``);
+    ``heatmaps`` maps ``(grid_id, cell)`` to the query's saliency map (an array in [0, 1] or an 8-bit PNG
+    file) and needs ``heatmap_dir``. Sets ``<field>_iou``, the sample's mean IoU. Returns detections written.
+    """
+    _check_prediction_field(field)
+    heatmaps = heatmaps or {}
+    per_sample: dict[str, list[Prediction]] = {}
+    ious: dict[str, list[float]] = {}
+    for row in records.itertuples(index=False):
+        key = (int(row.grid_id), int(row.cell))
+        box = (
+            None
+            if any(_isna(v) for v in (row.x1, row.y1, row.x2, row.y2))
+            else (row.x1, row.y1, row.x2, row.y2)
+        )
+        saliency = heatmaps.get(key)
+        if isinstance(saliency, str | Path):
+            saliency = np.asarray(Image.open(saliency).convert("L"), dtype=np.float64) / HEATMAP_RANGE[1]
+        image_id = grid_image_id(key[0])
+        per_sample.setdefault(image_id, []).append(
+            Prediction(
+                query=str(row.text),
+                boxes=box,
+                saliency=saliency,
+                iou=float(row.iou),
+                label=str(row.label),
+                seen=_optional_bool(row.seen),
+                attributes={"cell": key[1]},
+            )  # fmt: skip
+        )
+        ious.setdefault(image_id, []).append(float(row.iou))
+    written = add_predictions(dataset, field, per_sample, heatmap_dir=heatmap_dir)
+    ids = dataset.values("image_id")
+    dataset.set_values(f"{field}_iou", [float(np.mean(ious[i])) if i in ious else None for i in ids])
+    return written
+
+
+def _isna(value: Any) -> bool:
+    """True for None and NaN (records read back from CSV hold NaN for a missing box)."""
+    return value is None or (isinstance(value, float) and np.isnan(value))

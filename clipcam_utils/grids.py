@@ -4,6 +4,14 @@ A grid tests whether a map points at the *right* image, not just at "something s
 cells are distractors. Builders are seeded and work on any project dataset through `GridItem`s: one image,
 one query label (a class or an action) and that label's ground-truth boxes in the image.
 
+- Object grids (`build_grids`): four distinct classes per grid (paper). `openimages_items` turns dataset
+  records into items (one per image and class, every box of the class is ground truth).
+- Action grids (`build_action_grids`): four distinct actions and four distinct objects per grid (official
+  code). `hicodet_items` keeps images with exactly one human-object pair that is not "no_interaction";
+  an action item's ground truth is human ∪ object (`boxes`) and it also carries the object box alone
+  (`object_boxes`) for the official code's object-only ground truth.
+- The single-image setting (`single_image_grids`): each item on its own.
+
 Cell order is row-major: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
 """
 
@@ -32,6 +40,7 @@ class GridItem:
     size: tuple[int, int]
     seen: bool | None = None
     group: str | None = None  # e.g. the object of an action; grids can require distinct groups
+    object_boxes: tuple[Box, ...] = ()  # actions: the object's box alone (official ground truth)
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     def load(self) -> Image.Image:
@@ -48,6 +57,7 @@ class GridCell:
     boxes: tuple[Box, ...]  # every ground-truth box of the label in this cell, grid coordinates
     seen: bool | None
     group: str | None = None
+    object_boxes: tuple[Box, ...] = ()  # actions: the object box alone, grid coordinates
 
     @property
     def gt_box(self) -> Box | None:
@@ -86,6 +96,10 @@ class Grid:
     def all_gt_boxes(self, label: str) -> list[Box]:
         """Ground truth of `label` in every cell (used when a label may occur in several cells)."""
         return [b for c in self.cells if c.label == label for b in c.boxes]
+
+    def cells_with(self, label: str) -> list[int]:
+        """The cells whose query is `label` (one cell in grids with distinct labels)."""
+        return [c.cell for c in self.cells if c.label == label]
 
 
 def cell_origin(cell: int, cell_size: int, layout: int = 2) -> tuple[int, int]:
@@ -132,6 +146,7 @@ def make_grid(grid_id: int, items: Sequence[GridItem], cell_size: int) -> Grid:
             tuple(remap_box(b, it.size, k, cell_size) for b in it.boxes),
             it.seen,
             it.group,
+            tuple(remap_box(b, it.size, k, cell_size) for b in it.object_boxes),
         )
         for k, it in enumerate(items)
     ]
@@ -142,7 +157,7 @@ def single_image_grids(items: Iterable[GridItem]) -> list[Grid]:
     """The single-image setting: each item on its own, ground truth unchanged."""
     out = []
     for i, it in enumerate(items):
-        cell = GridCell(0, it.item_id, it.label, tuple(it.boxes), it.seen, it.group)
+        cell = GridCell(0, it.item_id, it.label, tuple(it.boxes), it.seen, it.group, tuple(it.object_boxes))
         out.append(Grid(i, [cell], [it], cell_size=max(it.size), layout=1))
     return out
 
@@ -171,11 +186,14 @@ def build_grids(
     cell_size: int = 224,
     distinct_groups: bool = False,
     key: Callable[[GridItem], str] = lambda it: it.label,
+    distinct_labels: bool = True,
 ) -> list[Grid]:
     """Pack items into 2x2 grids whose four labels are distinct (and groups too, if asked), reproducibly.
 
     Items are shuffled with `seed`; each grid takes the first four compatible items still unused, so every
-    item is used at most once. Stops after `n_grids` grids (all that fit when None).
+    item is used at most once. Stops after `n_grids` grids (all that fit when None). With
+    `distinct_labels=False` a label may repeat in a grid (the official code then counts every cell of the
+    label as ground truth); use it only for data with fewer than four labels.
     """
     if n_grids is not None and n_grids < 0:
         raise ValueError("n_grids must be >= 0")
@@ -186,10 +204,68 @@ def build_grids(
         current: list[GridItem] = []
         rest: list[GridItem] = []
         for it in pending:
-            clash = any(key(it) == key(o) or (distinct_groups and it.group == o.group) for o in current)
+            clash = any(
+                (distinct_labels and key(it) == key(o)) or (distinct_groups and it.group == o.group)
+                for o in current
+            )
             (rest if clash or len(current) == 4 else current).append(it)
         if len(current) < 4:
             break
         grids.append(make_grid(len(grids), current, cell_size))
         pending = rest
     return grids
+
+
+def build_action_grids(
+    items: Sequence[GridItem], n_grids: int | None = None, seed: int = 0, cell_size: int = 224
+) -> list[Grid]:
+    """Action grids as the official code builds them: four distinct actions and four distinct objects."""
+    missing = [it.item_id for it in items if it.group is None]
+    if missing:
+        raise ValueError(
+            f"action items need their object as `group` (e.g. {missing[0]}); build them with hicodet_items "
+            "or shapesworld.interaction_items"
+        )
+    return build_grids(items, n_grids, seed, cell_size, distinct_groups=True)
+
+
+def openimages_items(records: Iterable, seen: Callable[[str], bool | None] | None = None) -> list[GridItem]:
+    """Object items from `ImageRecord`s: one per (image, class), all boxes of the class as ground truth.
+
+    `seen(label)` gives the split (default: the protocol's 100 seen / 100 unseen classes, None outside).
+    """
+    from .datasets import class_split
+
+    def default_seen(label: str) -> bool | None:
+        split = class_split(label)
+        return None if split is None else split == "seen"
+
+    seen = seen or default_seen
+    out = []
+    for rec in records:
+        for label in rec.labels:
+            out.append(GridItem(f"{rec.image_id}:{label}", label, rec.boxes_for(label), Path(rec.image_path),
+                                tuple(rec.size), seen(label), meta={"image_id": rec.image_id}))  # fmt: skip
+    return out
+
+
+def hicodet_items(records: Iterable) -> list[GridItem]:
+    """Action items from `InteractionRecord`s with exactly one pair that is not "no_interaction" (paper).
+
+    Label: the action as a participle ("sitting on"); group: the object; ground truth: human ∪ object box,
+    and the object box alone in `object_boxes`; seen: the protocol's 52 seen actions.
+    """
+    from .boxes import union_box
+    from .datasets import is_seen_action
+
+    out = []
+    for rec in records:
+        if rec.num_pairs != 1 or rec.interactions[0].is_no_interaction:
+            continue
+        pair = rec.interactions[0]
+        obj = " ".join(pair.object.replace("_", " ").split())
+        out.append(GridItem(rec.image_id, pair.verb_ing, (union_box([pair.human_box, pair.object_box]),),
+                            Path(rec.image_path), tuple(rec.size), is_seen_action(pair.verb_ing), group=obj,
+                            object_boxes=(pair.object_box,),
+                            meta={"human_box": pair.human_box, "hoi_id": pair.hoi_id}))  # fmt: skip
+    return out

@@ -177,3 +177,67 @@ def test_summarize_seen_unseen() -> None:
                        "error": ["", "", "", ""]})  # fmt: skip
     s = summarize(df)
     assert s["miou_seen"] == 0.5 and s["miou_unseen"] == 0.5 and s["miou_all"] == 0.5 and s["acc_seen"] == 0.5
+
+
+def test_action_grids_distinct_actions_and_objects_with_both_ground_truths() -> None:
+    from clipcam_utils.grids import build_action_grids
+
+    items = [
+        GridItem(
+            f"a{i}",
+            f"verb{i % 6}",
+            ((10.0, 10.0, 90.0, 50.0),),
+            Image.new("RGB", (100, 50)),
+            (100, 50),
+            i % 2 == 0,
+            f"obj{i % 5}",
+            ((50.0, 20.0, 90.0, 50.0),),
+        )  # fmt: skip
+        for i in range(60)
+    ]
+    grids = build_action_grids(items, n_grids=8, seed=2, cell_size=64)
+    again = build_action_grids(items, n_grids=8, seed=2, cell_size=64)
+    assert len(grids) == 8 and [[c.item_id for c in g.cells] for g in grids] == [
+        [c.item_id for c in g.cells] for g in again
+    ]
+    for g in grids:
+        assert len({c.label for c in g.cells}) == 4 and len({c.group for c in g.cells}) == 4
+        for c in g.cells:  # a 100x50 image in a 64-px cell: x * 0.64, y * 1.28
+            ox, oy = cell_origin(c.cell, 64)
+            assert c.boxes[0] == pytest.approx((ox + 6.4, oy + 12.8, ox + 57.6, oy + 64.0))
+            assert c.object_boxes[0] == pytest.approx((ox + 32.0, oy + 25.6, ox + 57.6, oy + 64.0))
+
+
+def test_repeated_labels_only_when_asked() -> None:
+    items = [_item(i, ("apple", "orange")[i % 2]) for i in range(16)]
+    assert build_grids(items, seed=0) == []  # two classes cannot fill a grid of four distinct ones
+    grids = build_grids(items, seed=0, distinct_labels=False, cell_size=50)
+    assert len(grids) == 4 and sorted(c.item_id for g in grids for c in g.cells) == sorted(
+        it.item_id for it in items
+    )
+
+
+def test_items_from_dataset_records(tmp_path) -> None:
+    from clipcam_utils.datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
+    from clipcam_utils.grids import hicodet_items, openimages_items
+
+    rec = ImageRecord("img1", tmp_path / "img1.jpg", (200, 100),
+                      (ObjectBox("orange", (0.0, 0.0, 10.0, 10.0)), ObjectBox("orange", (20.0, 20.0, 40.0, 40.0)),
+                       ObjectBox("bicycle", (50.0, 50.0, 60.0, 60.0))), "openimages")  # fmt: skip
+    items = {it.label: it for it in openimages_items([rec])}
+    assert (
+        items["orange"].boxes == ((0.0, 0.0, 10.0, 10.0), (20.0, 20.0, 40.0, 40.0)) and items["orange"].seen
+    )
+    assert items["bicycle"].seen is False and items["orange"].item_id == "img1:orange"
+    human, obj = (10.0, 10.0, 50.0, 90.0), (40.0, 60.0, 120.0, 95.0)
+    one = InteractionRecord(
+        "h1", tmp_path / "h1.jpg", (160, 100), (Interaction(human, obj, "carry", "bicycle", 1),), "hicodet"
+    )
+    two = InteractionRecord(
+        "h2", tmp_path / "h2.jpg", (160, 100), (Interaction(human, obj, "ride", "bicycle", 1),) * 2, "hicodet"
+    )
+    none = InteractionRecord("h3", tmp_path / "h3.jpg", (160, 100), (Interaction(human, obj, "no_interaction", "bicycle", 9),),
+                             "hicodet")  # fmt: skip
+    (item,) = hicodet_items([one, two, none])  # exactly one pair, not no_interaction (the paper's selection)
+    assert (item.label, item.group, item.seen) == ("carrying", "bicycle", True)
+    assert item.boxes == ((10.0, 10.0, 120.0, 95.0),) and item.object_boxes == (obj,)

@@ -1,0 +1,121 @@
+"""`python -m clipcam_utils bench ...` end to end on tiny runs: tables, records on disk, resume, refusals, real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clipcam_utils import cli
+from clipcam_utils.benchmarks import bench_grids, default_data_root
+from clipcam_utils.evaluation import summarize
+
+OI_ROOT = default_data_root("openimages")
+HICO_ROOT = default_data_root("hicodet")
+
+
+def _bench(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = cli.main(["bench", *argv, "--no-progress"])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def _row(out: str, model: str) -> list[str]:
+    return next(line.split() for line in out.splitlines() if f" {model} " in f" {line} ")
+
+
+def test_objects_table_records_and_resume(tmp_path, capsys) -> None:
+    args = ["objects", "--grids", "2", "--seed", "3", "--model", "shapes-rn", "--baseline", "shapes-cnn-objects",
+            "--randomized", "--out", str(tmp_path)]  # fmt: skip
+    rc, out, err = _bench(capsys, *args)
+    assert rc == 0, err
+    assert "ShapesWorld figures, not the paper's" in out and "2 of 2 asked, seed 3" in out
+    for name in ("shapes-rn-gradcam", "shapes-rn-randomized-gradcam", "shapes-cnn-objects-gradcam"):
+        df = pd.read_csv(tmp_path / f"objects-shapes-{name}.csv")
+        assert len(df) == 8 and sorted(zip(df.grid_id, df.cell, strict=True)) == [
+            (g, c) for g in range(2) for c in range(4)
+        ]
+        assert (df.error.isna()).all() and df.seconds.ge(0).all()
+    # The printed row is the summary of the records on disk (Table 1 layout: mIoU all / seen / unseen, acc).
+    s = summarize(pd.read_csv(tmp_path / "objects-shapes-shapes-rn-gradcam.csv"))
+    row = _row(out, "shapes-rn")
+    assert row[:4] == ["CLIPCAM", "shapes-rn", "gradcam", "0.200"]
+    assert row[4:8] == [f"{s[k]:.3f}" for k in ("miou_all", "miou_seen", "miou_unseen", "acc_all")]
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.csv") if not p.name.startswith("summary")}
+    # A rerun resumes: nothing recomputed or duplicated, and the same table is printed.
+    rc, out2, _ = _bench(capsys, *args)
+    assert rc == 0 and out2 == out
+    assert {
+        p.name: p.read_bytes() for p in tmp_path.glob("*.csv") if not p.name.startswith("summary")
+    } == before
+    # The same folder with another protocol is refused instead of mixing results.
+    rc, _, err = _bench(capsys, *args, "--beta", "0.5")
+    assert rc == 2 and "other settings" in err and "beta" in err
+
+
+def test_actions_official_and_cam_table(tmp_path, capsys) -> None:
+    rc, out, err = _bench(capsys, "actions", "--grids", "1", "--cam", "gradcam", "layercam", "--official",
+                          "--out", str(tmp_path))  # fmt: skip
+    assert rc == 0, err
+    assert "acc_all" in out.splitlines()[2] and "Table 2 layout" in out and "LayerCAM" in out
+    assert "'action_gt': 'object'" in out and "'raw_mask_iou': True" in out
+    df = pd.read_csv(tmp_path / "actions-shapes-shapes-rn-gradcam.csv")
+    assert len(df) == 4 and df.text.str.startswith("Someone is ").all()  # the official prompt with its object
+    assert df.group.nunique() == 4 and df.label.nunique() == 4
+
+
+def test_bad_requests_exit_2(tmp_path, capsys) -> None:
+    for argv, message in ((["objects", "--grids", "0"], "at least 1"),
+                          (["actions", "--data", "openimages"], "no actions"),
+                          (["objects", "--model", "shapes-nope"], "shapes-nope"),
+                          (["objects", "--data", "openimages", "--root", str(tmp_path / "none")], "--root")):  # fmt: skip
+        rc, _, err = _bench(capsys, *argv, "--out", str(tmp_path))
+        assert rc == 2 and message in err, err
+
+
+def test_seeds_give_identical_grids() -> None:
+    a, _ = bench_grids("actions", "shapes", 3, seed=5)
+    b, _ = bench_grids("actions", "shapes", 3, seed=5)
+    c, _ = bench_grids("actions", "shapes", 3, seed=6)
+    ids = lambda gs: [[cell.item_id for cell in g.cells] for g in gs]  # noqa: E731
+    assert ids(a) == ids(b) != ids(c)
+    singles, what = bench_grids("single", "shapes", 5, seed=0)
+    assert len(singles) == 5 and all(g.layout == 1 for g in singles) and "single" in what
+
+
+@pytest.mark.skipif(not HICO_ROOT.exists(), reason=f"real HICO-DET annotations not found at {HICO_ROOT}")
+def test_hicodet_pipeline_on_the_real_files(tmp_path, capsys) -> None:
+    rc, out, err = _bench(capsys, "single", "--data", "hicodet", "--grids", "4", "--out", str(tmp_path))
+    assert rc == 0, err
+    assert "PIPELINE RUN" in out and "1 of 1 images" in out
+    df = pd.read_csv(tmp_path / "single-hicodet-shapes-rn-gradcam.csv")
+    assert (
+        df.label.tolist() == ["sitting on"]
+        and df.text.tolist() == ["sitting on"]
+        and df.seen.tolist() == [True]
+    )
+    assert tuple(df.loc[0, ["gt_x1", "gt_y1", "gt_x2", "gt_y2"]]) == (200, 43, 518, 418)  # human ∪ chair
+    rc, _, err = _bench(capsys, "actions", "--data", "hicodet", "--grids", "4", "--out", str(tmp_path))
+    assert rc == 2 and "only 1 HICO-DET image" in err
+
+
+@pytest.mark.skipif(not OI_ROOT.exists(), reason=f"real Open Images subset not found at {OI_ROOT}")
+def test_openimages_grids_on_the_real_subset(tmp_path) -> None:
+    grids, what = bench_grids("objects", "openimages", 2, seed=0)
+    assert len(grids) == 2 and "only 2 classes" in what
+    for g in grids:
+        assert g.size == (448, 448) and {c.label for c in g.cells} <= {"apple", "orange"}
+        for c in g.cells:  # every remapped box lies inside its cell
+            ox, oy = (c.cell % 2) * 224, (c.cell // 2) * 224
+            assert all(ox - 1e-6 <= b[0] <= b[2] <= ox + 224 + 1e-6 and oy - 1e-6 <= b[1] <= b[3] <= oy + 224 + 1e-6
+                       for b in c.boxes)  # fmt: skip
+    assert Path(grids[0].items[0].image).is_file()
+
+
+def test_run_files_are_distinct_for_every_cam() -> None:
+    from clipcam_utils.benchmarks import BenchRun
+    from clipcam_utils.cams import CAM_METHODS
+
+    slugs = {BenchRun("CLIPCAM", "shapes-rn", cam, 0.2, print).slug for cam in CAM_METHODS}
+    assert len(slugs) == 7 and "shapes-rn-gradcamplusplus" in slugs
