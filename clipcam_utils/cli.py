@@ -329,7 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_shapes)
 
     add_bench_parser(sub)
+    add_perf_parser(sub)
     return parser
+
+
+def add_perf_parser(sub) -> None:
+    """`perf`: this package against the plain grad-cam usage, same machine and run (see perf.py)."""
+    from . import perf
+
+    p = sub.add_parser("perf", help="speed: CLIPCAM vs the plain grad-cam usage (1 query, 80 queries, grids)")
+    perf.add_arguments(p)
+    p.set_defaults(func=perf.run)
 
 
 def main(argv: list[str] | None = None) -> int:
