@@ -268,3 +268,95 @@ def test_shapesworld_export_has_the_same_schema(tmp_path: Path) -> None:
         assert len(rel[INTERACTIONS_FIELD].detections) == 1 and rel["source"] == "shapes"
     finally:
         ds.delete()
+
+
+def _grid_of_four(tmp_path: Path):
+    from clipcam_utils.grids import GridItem, make_grid
+
+    labels = ("orange", "bicycle", "red star", "apple")  # seen, unseen, outside both lists, outside
+    items = [
+        GridItem(
+            f"it{k}",
+            label,
+            ((20.0, 10.0, 120.0, 60.0),),
+            Image.new("RGB", (200, 100), (40 * k, 90, 90)),
+            (200, 100),
+            label == "orange" if label in ("orange", "bicycle") else None,
+        )  # fmt: skip
+        for k, label in enumerate(labels)
+    ]
+    return make_grid(3, items, 112)
+
+
+def test_grid_benchmark_write_back_ready_for_evaluate_detections(tmp_path: Path, request) -> None:
+    from clipcam_utils.evaluation import run_grid_benchmark
+    from clipcam_utils.fiftyone_export import add_grid_predictions, grid_image_id, grids_to_dataset
+    from clipcam_utils.grids import cell_origin
+
+    grid = _grid_of_four(
+        tmp_path
+    )  # each truth, in its 112-px cell: x * 0.56, y * 1.12 -> (11.2, 11.2, 67.2, 67.2)
+
+    def maps(g, cells, texts):  # cells 0 and 1 found exactly, cell 2 half, cell 3 nothing
+        out = []
+        for c in cells:
+            m = np.zeros((224, 224), np.float32)
+            ox, oy = cell_origin(c, 112)
+            if c < 2:
+                m[oy + 12 : oy + 67, ox + 12 : ox + 67] = 1.0
+            elif c == 2:
+                m[oy + 12 : oy + 67, ox + 12 : ox + 39] = 1.0
+            out.append(m)
+        return out
+
+    saved = {}
+    records = run_grid_benchmark(maps, [grid], 0.5, progress=False,
+                                 on_result=lambda g, c, t, s, b, i: saved.__setitem__((g.grid_id, c), s))  # fmt: skip
+    dataset = grids_to_dataset([grid], request.node.name, tmp_path / "grids", source="shapes")
+    sample = dataset.first()
+    assert sample.image_id == grid_image_id(3) == "grid-00003" and sample.grid_id == 3 and sample.layout == 2
+    assert Path(sample.filepath) == (tmp_path / "grids" / "grid-00003.png").resolve()
+    assert Image.open(sample.filepath).size == (224, 224)
+    truth = sample[GROUND_TRUTH_FIELD].detections
+    assert [(d.label, d.cell) for d in truth] == [
+        ("orange", 0),
+        ("bicycle", 1),
+        ("red star", 2),
+        ("apple", 3),
+    ]
+    assert truth[3].bounding_box == pytest.approx([123.2 / 224, 123.2 / 224, 56 / 224, 56 / 224])
+    assert truth[0].seen is True and truth[1].seen is False and truth[2].seen is None
+
+    field = prediction_field("shapes-rn", "gradcam")
+    written = add_grid_predictions(dataset, field, records, saved, heatmap_dir=tmp_path / "maps")
+    assert written == 3  # the empty map of cell 3 gives no box
+    sample = dataset.first()
+    preds = sample[field].detections
+    assert [(d.label, d.cell, d.query) for d in preds] == [
+        ("orange", 0, "a photo of an orange"), ("bicycle", 1, "a photo of a bicycle"), ("red star", 2, "a photo of a red star")
+    ]  # fmt: skip
+    assert [round(d.iou, 3) for d in preds] == [round(v, 3) for v in records.iou[:3]]
+    assert sample[f"{field}_iou"] == pytest.approx(records.iou.mean())
+    assert Path(sample[heatmap_field(field)].map_path).is_file()
+    result = dataset.evaluate_detections(field, gt_field=GROUND_TRUTH_FIELD, eval_key="ev", iou=0.5)
+    assert (sample := dataset.first()) and (sample.ev_tp, sample.ev_fp, sample.ev_fn) == (2, 1, 2)
+    assert result.metrics()["precision"] == pytest.approx(2 / 3)
+
+
+def test_bench_command_writes_fiftyone_dataset(tmp_path: Path, request, capsys) -> None:
+    import fiftyone as fo
+
+    from clipcam_utils import cli
+
+    name = request.node.name
+    rc = cli.main(
+        ["bench", "objects", "--grids", "1", "--out", str(tmp_path), "--fiftyone", name, "--no-progress"]
+    )
+    assert rc == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    dataset = fo.load_dataset(f"clipcam-{name}")
+    field = prediction_field("shapes-rn", "gradcam")
+    assert len(dataset) == 1 and field in out
+    sample = dataset.first()
+    assert len(sample[GROUND_TRUTH_FIELD].detections) >= 4 and sample[heatmap_field(field)] is not None
+    assert Path(sample.filepath).is_file() and isinstance(sample[f"{field}_iou"], float)
