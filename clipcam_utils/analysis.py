@@ -238,6 +238,19 @@ class SaliencyRecorder:
             self.maps[(int(grid.grid_id), int(cell))] = np.clip(np.asarray(saliency, dtype=np.float32), 0, 1)
         return maps
 
+    def replay(self) -> Any:
+        """A saliency function that serves the kept maps (rescore at another beta without running the model)."""
+
+        def fn(grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> list[np.ndarray]:
+            missing = [c for c in cells if (int(grid.grid_id), int(c)) not in self.maps]
+            if missing:
+                raise KeyError(
+                    f"no kept map for grid {grid.grid_id}, cells {missing}; run the recorder on it first"
+                )
+            return [self.maps[(int(grid.grid_id), int(c))] for c in cells]
+
+        return fn
+
 
 def show_examples(
     examples: pd.DataFrame,

@@ -191,6 +191,23 @@ def test_recorder_keeps_maps_by_grid_and_cell() -> None:
     maps = recorder(grid, [1, 3], ["a", "b"])
     assert maps.shape == (2, 4, 4) and sorted(recorder.maps) == [(0, 1), (0, 3)]
     assert recorder.maps[(0, 1)].max() == 1.0  # clipped into [0, 1] for heatmaps
+    replayed = recorder.replay()(grid, [3], ["b"])
+    assert len(replayed) == 1 and replayed[0] is recorder.maps[(0, 3)]
+    with pytest.raises(KeyError, match="no kept map"):
+        recorder.replay()(grid, [0], ["c"])
+
+
+def test_replayed_maps_rescore_at_another_beta() -> None:
+    from clipcam_utils.evaluation import Protocol, run_grid_benchmark
+
+    grids = make_grids()[:1]
+    ramp = np.tile(np.linspace(0, 1, 200, dtype=np.float32), (200, 1))  # brighter to the right
+    recorder = an.SaliencyRecorder(lambda g, cells, texts: [ramp] * len(cells))
+    first = run_grid_benchmark(recorder, grids, 0.5, Protocol(), progress=False)
+    again = run_grid_benchmark(recorder.replay(), grids, 0.5, Protocol(), progress=False)
+    pd.testing.assert_frame_equal(first.drop(columns="seconds"), again.drop(columns="seconds"))
+    tight = run_grid_benchmark(recorder.replay(), grids, 0.9, Protocol(), progress=False)
+    assert (tight.x1 > first.x1).all()  # a higher threshold keeps a narrower band on the right
 
 
 @pytest.mark.usefixtures("fiftyone_db_dir")
