@@ -19,7 +19,11 @@ these rules that applies (each fraction is an area fraction):
 6. ``other``: anything else (e.g. a box on part of the object, or offset within the right cell).
 
 The order makes the categories disjoint and puts the coarsest explanation first. The thresholds live in
-:class:`TaxonomyRules`; change them there, not in the code.
+:class:`TaxonomyRules`; change them there, not in the code. The rules read the box protocol (one box
+against the queried cell's ground truth, any `Protocol` with ``pixel_union_iou`` and ``raw_mask_iou``
+off); under those two options the IoU is a pixel IoU over several boxes or the raw mask, and the
+categories describe the box around it only. When a label repeats within a grid, a box on another cell of
+the same label is a "wrong cell", as the box protocol scores it.
 """
 
 from __future__ import annotations
