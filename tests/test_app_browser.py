@@ -238,3 +238,16 @@ def test_app_shows_dataset_with_predictions_in_chromium(app, chromium: DevTools)
     assert colours >= 40, f"the grid area has only {colours} distinct colours: thumbnails did not paint"
     if os.environ.get(SAVE_ENV):
         Path(os.environ[SAVE_ENV]).write_bytes(png)
+
+
+def test_content_check_rejects_an_app_page_without_thumbnails(tmp_path: Path) -> None:
+    """The screenshot check is not vacuous: the App's chrome around an empty grid does not pass it."""
+    page = Image.new("RGB", (1400, 757), (33, 33, 33))  # the App's dark background
+    page.paste((20, 20, 20), (0, 0, 1400, 75))  # header bar
+    page.paste((48, 48, 48), (14, 90, 300, 757))  # sidebar
+    page.paste((255, 109, 4), (457, 106, 500, 134))  # an orange toolbar button
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    page_std, grid_std, colours = _grid_area_content(buffer.getvalue())
+    passes = page_std > 10 and grid_std > 10 and colours >= 40  # the conditions the real test asserts
+    assert not passes, (page_std, grid_std, colours)
