@@ -254,28 +254,31 @@ class BenchRun:
 
 
 def bench_runs(
-    models: Sequence[str], cams: Sequence[str], baselines: Sequence[str] = (), randomized: bool = False,
-    seed: int = 0, protocol: Protocol = PAPER_PROTOCOL, device: str = "cpu",
+    models: Sequence[str | ClipModel], cams: Sequence[str], baselines: Sequence[str | Classifier] = (),
+    randomized: bool = False, seed: int = 0, protocol: Protocol = PAPER_PROTOCOL, device: str = "cpu",
 ) -> list[BenchRun]:  # fmt: skip
-    """CLIPCAM for each model x CAM, then randomized copies (Grad-CAM... every CAM asked), then baselines."""
+    """CLIPCAM for each model x CAM, then the randomized copies (same CAMs), then the baselines.
+
+    Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects.
+    """
     from .baselines import load_baseline
     from .cams import resolve_cam
     from .models import load_clip, randomized_copy
 
     cams = [resolve_cam(c) for c in cams]
     runs = []
-    clips = [load_clip(m, device=device) for m in models]
+    clips = [m if isinstance(m, ClipModel) else load_clip(m, device=device) for m in models]
     variants = [("CLIPCAM", c) for c in clips]
     if randomized:
         variants += [("randomized CLIPCAM", randomized_copy(c, seed=seed)) for c in clips]
     for method, clip in variants:
         beta = clip.default_beta if protocol.beta is None else protocol.beta
         runs += [BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam)) for cam in cams]
-    for name in baselines:
-        clf = load_baseline(name)
+    for b in baselines:
+        clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta
-        method = "seen-only baseline" if name.startswith("shapes-") else "ImageNet baseline"
-        runs.append(BenchRun(method, name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol)))
+        method = "seen-only baseline" if clf.name.startswith("shapes-") else "ImageNet baseline"
+        runs.append(BenchRun(method, clf.name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol)))
     return runs
 
 
@@ -322,3 +325,30 @@ def run_bench(
             {"method": run.method, "model": run.model, "cam": run.cam, "beta": run.beta, **summarize(df)}
         )
     return pd.DataFrame(rows), records
+
+
+def profile_grids(
+    profile, kind: str, n_grids: int, seed: int = 0, per_label: int = 10
+) -> tuple[list[Grid], str]:
+    """Grids for a notebook profile (`profiles.use_profile`): ShapesWorld offline, the paper's data when real.
+
+    Real: object grids from Open Images V6 validation through the FiftyOne zoo (the protocol's 100 seen and
+    100 unseen classes, up to `per_label` images per class, as the paper's 10); action grids and single
+    action images from the HICO-DET test annotations of the profile (images next to them).
+    """
+    if profile.is_offline:
+        return bench_grids(kind, "shapes", n_grids, seed)
+    if kind == "actions":
+        return bench_grids(kind, "hicodet", n_grids, seed, root=profile.hicodet_annotations)
+    from .datasets import load_openimages_zoo, load_seen_unseen_classes
+    from .grids import sample_per_label
+
+    seen, unseen = load_seen_unseen_classes()
+    records = load_openimages_zoo(sorted(seen | unseen), max_samples=max(400, 8 * n_grids), seed=seed)
+    items = sample_per_label(openimages_items(records), per_label, seed)
+    if kind == "single":
+        pick = np.random.default_rng(seed).permutation(len(items))[:n_grids]
+        grids = single_image_grids([items[i] for i in sorted(pick)])
+        return grids, f"Open Images V6 validation single images: {len(grids)}"
+    grids = build_grids(items, n_grids, seed, REAL_CELL)
+    return grids, f"Open Images V6 validation object grids: {len(grids)} of {n_grids} asked, seed {seed}"

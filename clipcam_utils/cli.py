@@ -197,7 +197,8 @@ def cmd_bench(args) -> int:
         label = "PIPELINE RUN on real data with the offline ShapesWorld models: not the paper's figures"
     else:
         label = "real data"
-    changed = {k: v for k, v in protocol.options().items() if v != type(protocol)().options()[k]}
+    paper = type(protocol)(prompt="{}" if _is_action_bench(args) else "a photo of a {}").options()
+    changed = {k: v for k, v in protocol.options().items() if v != paper[k]}
     print(f"bench {args.kind} --data {args.data}: {what}")
     print(f"protocol: paper's description{'' if not changed else ' with ' + str(changed)}; {label}")
     table = paper_table(rows, args.kind)
