@@ -102,6 +102,42 @@ class Profile:
             raise ValueError(f"task must be 'objects' or 'actions', got {task!r}")
         return load_baseline(table[task][self.key(key)])
 
+    def object_grids(
+        self, n_grids: int, seed: int = 0, per_class: int = 10, download_dir: str | Path | None = None
+    ):
+        """Grids of the object benchmark: ShapesWorld scenes (offline) or Open Images V6 (real).
+
+        Real: the protocol's 100 seen + 100 unseen classes through the FiftyOne zoo (downloaded once into
+        `download_dir`), `per_class` images per class as in the paper, four distinct classes per 448-px grid.
+        """
+        from .benchmarks import REAL_CELL, bench_grids
+
+        if self.object_source == "shapesworld":
+            return bench_grids("objects", "shapes", n_grids, seed)[0]
+        from .datasets import load_openimages_zoo, load_seen_unseen_classes
+        from .grids import build_grids, openimages_items, sample_per_label
+
+        seen, unseen = load_seen_unseen_classes()
+        classes = sorted(seen | unseen)
+        records = load_openimages_zoo(classes, max_samples=per_class * len(classes), seed=seed,
+                                      download_dir=download_dir)  # fmt: skip
+        items = sample_per_label(openimages_items(records), per_class, seed)
+        return build_grids(items, n_grids, seed, REAL_CELL)
+
+    def action_grids(self, n_grids: int, seed: int = 0, images: str | Path | None = None):
+        """Grids of the action benchmark: ShapesWorld relations (offline) or HICO-DET test images (real).
+
+        Real: the annotations at `hicodet_annotations`; `images` is the folder of the test2015 images
+        (default: next to the annotations).
+        """
+        from .benchmarks import bench_grids
+
+        if self.action_source == "shapesworld":
+            return bench_grids("actions", "shapes", n_grids, seed)[0]
+        return bench_grids("actions", "hicodet", n_grids, seed, root=self.hicodet_annotations, images=images)[
+            0
+        ]
+
     def banner(self) -> str:
         """What this profile runs on, in a few lines (printed when the profile is created)."""
         models = ", ".join(f"{r}: {n}" for r, n in self.clip_names.items())

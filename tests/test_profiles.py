@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from clipcam_utils import use_profile
+from clipcam_utils.benchmarks import bench_grids
+from clipcam_utils.datasets import ZooUnavailableError
 from clipcam_utils.models import WeightsUnavailableError, _online
 from clipcam_utils.profiles import SHARED_DATA_ENV, shared_data_dir
 
@@ -76,3 +78,24 @@ def test_real_data_flags_follow_the_folder(tmp_path, monkeypatch) -> None:
     profile = use_profile("offline", verbose=False)
     assert profile.has_openimages and profile.has_hicodet
     assert profile.openimages_dir == tmp_path / "openimages_v6_val_subset"
+
+
+def test_offline_grids_are_the_shapesworld_benchmark_grids() -> None:
+    profile = use_profile("offline", verbose=False)
+    grids = profile.object_grids(3, seed=1)
+    expected = bench_grids("objects", "shapes", 3, seed=1)[0]
+    assert [[c.item_id for c in g.cells] for g in grids] == [[c.item_id for c in g.cells] for g in expected]
+    actions = profile.action_grids(2, seed=0)
+    assert len(actions) == 2 and len({c.label for c in actions[0].cells}) == 4  # four distinct relations
+
+
+@pytest.mark.skipif(_online(), reason="this machine is online: the zoo would download Open Images")
+def test_real_object_grids_offline_say_how_to_use_local_files() -> None:
+    with pytest.raises(ZooUnavailableError, match="load_openimages"):
+        use_profile("real", verbose=False).object_grids(2)
+
+
+def test_real_action_grids_need_the_hicodet_images(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(SHARED_DATA_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="hicodet data not found"):
+        use_profile("real", verbose=False).action_grids(2)
