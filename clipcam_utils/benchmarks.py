@@ -326,29 +326,3 @@ def run_bench(
         )
     return pd.DataFrame(rows), records
 
-
-def profile_grids(
-    profile, kind: str, n_grids: int, seed: int = 0, per_label: int = 10
-) -> tuple[list[Grid], str]:
-    """Grids for a notebook profile (`profiles.use_profile`): ShapesWorld offline, the paper's data when real.
-
-    Real: object grids from Open Images V6 validation through the FiftyOne zoo (the protocol's 100 seen and
-    100 unseen classes, up to `per_label` images per class, as the paper's 10); action grids and single
-    action images from the HICO-DET test annotations of the profile (images next to them).
-    """
-    if profile.is_offline:
-        return bench_grids(kind, "shapes", n_grids, seed)
-    if kind == "actions":
-        return bench_grids(kind, "hicodet", n_grids, seed, root=profile.hicodet_annotations)
-    from .datasets import load_openimages_zoo, load_seen_unseen_classes
-    from .grids import sample_per_label
-
-    seen, unseen = load_seen_unseen_classes()
-    records = load_openimages_zoo(sorted(seen | unseen), max_samples=max(400, 8 * n_grids), seed=seed)
-    items = sample_per_label(openimages_items(records), per_label, seed)
-    if kind == "single":
-        pick = np.random.default_rng(seed).permutation(len(items))[:n_grids]
-        grids = single_image_grids([items[i] for i in sorted(pick)])
-        return grids, f"Open Images V6 validation single images: {len(grids)}"
-    grids = build_grids(items, n_grids, seed, REAL_CELL)
-    return grids, f"Open Images V6 validation object grids: {len(grids)} of {n_grids} asked, seed {seed}"
