@@ -2,7 +2,8 @@
 
 The protocol's defaults follow the paper's description; the official code's undocumented choices are
 options (see `Protocol`). Records are appended to a CSV as they are produced, so an interrupted run loses
-nothing and a rerun with the same output file resumes where it stopped.
+nothing and a rerun with the same output file resumes where it stopped. `paper_table` and `cam_table` lay
+the summaries out like the paper's Tables 1 / 3 and 2; `format_table` prints them at fixed precision.
 """
 
 from __future__ import annotations
