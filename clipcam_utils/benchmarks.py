@@ -325,4 +325,3 @@ def run_bench(
             {"method": run.method, "model": run.model, "cam": run.cam, "beta": run.beta, **summarize(df)}
         )
     return pd.DataFrame(rows), records
-
