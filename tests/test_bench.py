@@ -119,3 +119,14 @@ def test_run_files_are_distinct_for_every_cam() -> None:
 
     slugs = {BenchRun("CLIPCAM", "shapes-rn", cam, 0.2, print).slug for cam in CAM_METHODS}
     assert len(slugs) == 7 and "shapes-rn-gradcamplusplus" in slugs
+
+
+def test_imagenet_baseline_offline_exits_2_with_the_stand_ins(tmp_path, capsys, monkeypatch) -> None:
+    import torch
+
+    from clipcam_utils import baselines
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(baselines, "_online", lambda host: False)
+    rc, _, err = _bench(capsys, "objects", "--grids", "1", "--baseline", "resnet50", "--out", str(tmp_path))
+    assert rc == 2 and "no internet" in err and "shapes-cnn-objects" in err
