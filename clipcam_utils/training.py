@@ -60,6 +60,10 @@ class TrainConfig:
     mix: dict = field(default_factory=lambda: {"object": 0.55, "mosaic": 0.2, "interaction": 0.25})
     seed: int = 0
     task: str = "clip"  # "clip", "object-baseline", "relation-baseline"
+    object_scale: tuple[float, float] = (
+        0.14,
+        0.55,
+    )  # object size range in object scenes (fraction of the scene)
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -115,11 +119,11 @@ def _concepts(scene: sw.Scene) -> set[tuple]:
 # ---------------------------------------------------------------------------------------------- data
 
 
-def _make_scene(args: tuple[int, int, str, int, tuple | None]) -> sw.Scene:
-    seed, index, kind, size, classes = args
+def _make_scene(args: tuple[int, int, str, int, tuple | None, tuple[float, float]]) -> sw.Scene:
+    seed, index, kind, size, classes, scale = args
     rng = sw.scene_rng(seed, index, kind)
     if kind == "object":
-        return sw.object_scene(rng, size=size, scale=(0.14, 0.55), classes=list(classes) if classes else None)
+        return sw.object_scene(rng, size=size, scale=scale, classes=list(classes) if classes else None)
     if kind == "interaction":
         return sw.interaction_scene(rng, size=size, relations=list(classes) if classes else None)
     raise ValueError(kind)
@@ -132,11 +136,13 @@ def make_pool(
     kinds: dict[str, float],
     classes: dict[str, tuple] | None = None,
     workers: int = 2,
+    object_scale: tuple[float, float] = (0.14, 0.55),
 ) -> list[sw.Scene]:
     """Pre-render a pool of scenes (in parallel): training then samples and recombines them for free."""
     jobs = []
     for kind, frac in kinds.items():
-        jobs += [(seed, i, kind, size, (classes or {}).get(kind)) for i in range(int(round(n * frac)))]
+        jobs += [(seed, i, kind, size, (classes or {}).get(kind), tuple(object_scale))
+                 for i in range(int(round(n * frac)))]  # fmt: skip
     with ProcessPoolExecutor(workers) as ex:
         return list(ex.map(_make_scene, jobs, chunksize=64))
 
@@ -336,7 +342,8 @@ def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> di
     mcfg = model_config(cfg, tok.vocab_size)
     model = build_clip(mcfg)
     t0 = time.time()
-    pool = make_pool(cfg.pool_size, cfg.seed, cfg.scene_size, {"object": 0.7, "interaction": 0.3})
+    pool = make_pool(cfg.pool_size, cfg.seed, cfg.scene_size, {"object": 0.7, "interaction": 0.3},
+                     object_scale=cfg.object_scale)  # fmt: skip
     objects = [s for s in pool if s.relation is None]
     interactions = [s for s in pool if s.relation is not None]
     _log(f"[{cfg.name}] pool of {len(pool)} scenes in {time.time() - t0:.0f}s", log)
