@@ -148,18 +148,23 @@ CAPTURE_CACHE_SIZE = 8
 
 
 def capture_cached(clip: ClipModel, pixels: torch.Tensor) -> LayerCapture:
-    """`capture` without gradients, remembered per image content for the last few single images."""
+    """`capture` without gradients, remembered for the last few single images.
+
+    The key is the pixel content plus everything that could make a stored capture stale: the target layer,
+    the device and dtype, and the weights' in-place version counter (see `ClipModel.weights_version`).
+    """
     if pixels.shape[0] != 1:
         return capture(clip, pixels, with_grad=False)
-    arr = pixels.detach().cpu().contiguous().numpy()
-    key = (hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest(), arr.shape, str(arr.dtype))
+    arr = pixels.detach().to("cpu", torch.float32).contiguous().numpy()  # numpy has no bfloat16
+    digest = hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+    key = (digest, arr.shape, str(pixels.dtype), str(pixels.device), id(clip.facts.target_layer),
+           clip.weights_version())  # fmt: skip
     cache = clip._capture_cache
     if key in cache:
         cache.move_to_end(key)
-        hit = cache[key]
         if isinstance(clip.facts.reshape_transform, ViTTokensToMap):
             clip.facts.reshape_transform.input_hw = tuple(pixels.shape[-2:])
-        return hit
+        return cache[key]
     cache[key] = capture(clip, pixels, with_grad=False)
     while len(cache) > CAPTURE_CACHE_SIZE:
         cache.popitem(last=False)
@@ -266,7 +271,11 @@ def _maps_for_batch(
     """Maps and scores for preprocessed images (B, 3, H, W) and Q queries; query q asks about image owner[q]."""
     targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
     needs_grad = method not in GRADIENT_FREE
-    cap = capture(clip, pixels, with_grad=True) if needs_grad and route is None else capture_cached(clip, pixels)
+    cap = (
+        capture(clip, pixels, with_grad=True)
+        if needs_grad and route is None
+        else capture_cached(clip, pixels)
+    )
     reshape = clip.facts.reshape_transform
     acts = reshape(cap.activations.detach())[owner].cpu().numpy()
     grads = None

@@ -139,10 +139,21 @@ class ClipModel:
     dtype: torch.dtype = torch.float32
     context_length: int = 77
     info: dict = field(default_factory=dict)
-    _text_cache: dict = field(default_factory=dict, repr=False)
-    # Target-layer captures of the last few single images (see cams.capture_cached): a second query on the
-    # same image, as in the interactive explorer, then needs no forward pass at all.
-    _capture_cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    # Caches are never shared between copies (`dataclasses.replace` makes fresh ones): text embeddings per
+    # prompt, and target-layer captures of the last few single images (see `cams.capture_cached`), so that
+    # another query on the same image, as in the interactive explorer, needs no forward pass at all.
+    _text_cache: dict = field(default_factory=dict, repr=False, init=False)
+    _capture_cache: OrderedDict = field(default_factory=OrderedDict, repr=False, init=False)
+
+    def clear_caches(self) -> None:
+        """Forget cached text embeddings and image captures (after changing the weights in place)."""
+        self._text_cache.clear()
+        self._capture_cache.clear()
+
+    def weights_version(self) -> tuple:
+        """Changes whenever the image tower's weights change in place, move device or change dtype."""
+        params = list(self.model.visual.parameters())
+        return (sum(p._version for p in params), str(params[0].device), str(params[0].dtype))
 
     @property
     def kind(self) -> str:

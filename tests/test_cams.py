@@ -100,14 +100,14 @@ def test_one_forward_pass_per_image(tiny, image, image2, monkeypatch) -> None:
         return original(pixels)
 
     monkeypatch.setattr(clip, "encode_image", counting)
-    clip._capture_cache.clear()  # earlier tests used these images; single-image captures are remembered
+    clip.clear_caches()  # earlier tests used these images; single-image captures are remembered
     clipcam(clip, image, TEXTS)
     assert calls == [1]
     calls.clear()
     clipcam(clip, [image, image, image, image2], TEXTS + ["a red star"])
     assert calls == [2]  # both distinct images in one batch; the three texts on `image` share it
     calls.clear()
-    clip._capture_cache.clear()
+    clip.clear_caches()
     clipcam(clip, [image, image2, image, image2], TEXTS + ["a red star"], batch_size=1)
     assert calls == [1, 1]  # one pass per distinct image, wherever its queries are
 

@@ -135,7 +135,7 @@ def test_route_is_found_only_where_the_structure_holds(tiny) -> None:
 def test_second_query_on_the_same_image_needs_no_forward_pass(tiny, monkeypatch) -> None:
     """The explorer's case: the image's capture is remembered (by content), so only the route runs again."""
     clip = tiny["resnet"]
-    clip._capture_cache.clear()
+    clip.clear_caches()
     calls: list[int] = []
     original = clip.encode_image
     monkeypatch.setattr(clip, "encode_image", lambda pixels: calls.append(1) or original(pixels))
@@ -148,3 +148,26 @@ def test_second_query_on_the_same_image_needs_no_forward_pass(tiny, monkeypatch)
     assert rel_max_diff(other_text, cams.clipcam(clip, img, "a blue square", fast=False)) < 1e-5
     cams.clipcam(clip, scene_image(seed=8), "a red circle")
     assert calls == [1, 1, 1]  # fast=False runs its own graph; a new image needs a new pass
+
+
+def test_capture_cache_never_serves_stale_activations(tiny) -> None:
+    """In-place weight changes, copies made with dataclasses.replace, bf16 pixels: all miss the cache."""
+    import dataclasses
+
+    clip = copy.deepcopy(tiny["resnet"])
+    img = scene_image(seed=9)
+    before = cams.clipcam(clip, img, "a red circle")
+    with torch.no_grad():
+        torch.manual_seed(1)
+        for p in clip.model.visual.layer4.parameters():  # in place: same tensors, new values
+            p.copy_(torch.randn_like(p) * 0.1)
+    after = cams.clipcam(clip, img, "a red circle")
+    assert rel_max_diff(after, cams.clipcam(clip, img, "a red circle", fast=False)) < 1e-5
+    assert rel_max_diff(after, before) > 1e-2
+    twin = dataclasses.replace(clip)
+    assert twin._capture_cache is not clip._capture_cache and not twin._capture_cache
+    half = copy.deepcopy(clip)
+    half.model.to(torch.bfloat16)
+    half.dtype = torch.bfloat16
+    half.clear_caches()
+    assert cams.clipcam(half, img, "a red circle").shape == clip.image_size  # numpy has no bfloat16
