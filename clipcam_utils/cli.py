@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -357,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         WeightsUnavailableError,
         RuntimeError,
     ) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("CLIPCAM_DEBUG"):
+            raise
+        hint = "" if isinstance(err, (FileNotFoundError, IsADirectoryError, ValueError, WeightsUnavailableError)) \
+            else " (if this looks like a bug, rerun with CLIPCAM_DEBUG=1 for the traceback)"  # fmt: skip
+        print(f"error: {err}{hint}", file=sys.stderr)
         return 2
 
 

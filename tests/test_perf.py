@@ -37,7 +37,8 @@ def test_perf_rows_compare_equal_maps() -> None:
     assert [r["case"] for r in rows] == ["1 query, 1 image", "3 queries, 1 image", "2-grid benchmark"]
     assert [r["queries"] for r in rows] == [1, 3, 8]
     for r in rows:
-        assert r["plain_s"] > 0 and r["ours_s"] > 0 and r["forward_s"] > 0
+        assert min(r["plain_s"], r["frozen_s"], r["ours_s"], r["forward_s"]) > 0
+        assert r["speedup_frozen"] == pytest.approx(r["frozen_s"] / r["ours_s"])
         assert r["speedup"] == pytest.approx(r["plain_s"] / r["ours_s"])
         assert r["max_abs_diff"] < 1e-5, r["case"]
     assert "scaled" in rows[2]["note"]
