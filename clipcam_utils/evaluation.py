@@ -8,6 +8,7 @@ the summaries out like the paper's Tables 1 / 3 and 2; `format_table` prints the
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -157,7 +158,38 @@ def score_query(
     return (None if box is None else _scale(box, 1 / f)), iou, hit
 
 
+def _cut_torn_tail(path: Path) -> None:
+    """A run killed while appending may leave a last line without its newline (possibly inside a quoted
+    field, which the CSV parser cannot recover from): cut the file back to its last complete line."""
+    with path.open("rb+") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        step, pos = 1 << 16, size
+        while pos > 0:
+            start = max(0, pos - step)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                f.truncate(start + i + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
 def _done_keys(path: Path) -> tuple[pd.DataFrame, set[tuple[int, int]]]:
+    """Completed records of a results file and their (grid_id, cell) keys.
+
+    Torn last lines are cut off; failed records (non-empty `error`) are dropped from the file so that a
+    rerun computes them again. The file is rewritten when anything was dropped.
+    """
+    if path.exists():
+        _cut_torn_tail(path)
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=RECORD_COLUMNS), set()
     try:
@@ -170,14 +202,39 @@ def _done_keys(path: Path) -> tuple[pd.DataFrame, set[tuple[int, int]]]:
     if missing:
         raise ValueError(f"{path} is not a results file of this benchmark (missing columns {sorted(missing)}); "
                          "choose another --out or delete it")  # fmt: skip
-    # A run killed while appending may leave a torn last line: drop incomplete rows and rewrite the file.
     complete = df.dropna(subset=["grid_id", "cell", "iou", "hit"])
-    if len(complete) < len(df):
-        complete.to_csv(path, index=False)
-    df = complete.assign(grid_id=complete.grid_id.astype(int), cell=complete.cell.astype(int))
+    ok = complete[complete.error.fillna("").astype(str) == ""]
+    if len(ok) < len(df):
+        ok.to_csv(path, index=False)  # drop incomplete and failed rows: the rerun retries them
+    df = ok.assign(grid_id=ok.grid_id.astype(int), cell=ok.cell.astype(int))
     df["error"] = df.error.fillna("").astype(str)
     df["hit"] = df.hit.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
     return df.reset_index(drop=True), set(zip(df.grid_id, df.cell, strict=True))
+
+
+def settings_path(path: str | Path) -> Path:
+    """The JSON next to a results CSV that records its beta and protocol (`run.csv` -> `run.protocol.json`)."""
+    return Path(path).with_suffix(".protocol.json")
+
+
+def _check_settings(path: Path, beta: float, protocol: Protocol) -> None:
+    """Refuse to resume a results file written under another beta or protocol; record them for a new file."""
+    settings = json.loads(json.dumps({"beta": float(beta), "protocol": protocol.options()}))
+    side = settings_path(path)
+    has_rows = path.exists() and path.stat().st_size > 0
+    if has_rows and side.exists():
+        before = json.loads(side.read_text())
+        if before != settings:
+            changed = [k for k in ("beta",) if before.get("beta") != settings["beta"]] + [
+                f"protocol.{k}" for k in sorted(set(before.get("protocol", {})) | set(settings["protocol"]))
+                if before.get("protocol", {}).get(k) != settings["protocol"].get(k)
+            ]  # fmt: skip
+            raise ValueError(
+                f"{path} holds results scored with other settings ({', '.join(changed)} differ from "
+                f"{side}); results cannot mix protocols. Choose another --out, or delete {path} and {side}"
+            )
+        return
+    side.write_text(json.dumps(settings, indent=1, sort_keys=True))
 
 
 ResultHook = Callable[[Grid, int, str, np.ndarray, "Box | None", float], None]
@@ -197,9 +254,10 @@ def run_grid_benchmark(
 
     Maps are resized to the grid (half its side under `protocol.downscale`) and scored by `score_query`.
     With `out` (a .csv), each grid's records are appended as soon as they are produced and a rerun skips
-    what is already there (refusing a file whose items differ from these grids). A grid whose maps raise
-    is recorded with the error (IoU 0, miss) and skipped. `on_result(grid, cell, text, map, box, iou)` sees
-    every fresh map (e.g. to save heatmaps).
+    what is already there (refusing a file whose items differ from these grids, or whose beta or protocol,
+    kept in `settings_path(out)`, differ). A grid whose maps raise is recorded with the error (IoU 0, miss)
+    and computed again on the next run. `on_result(grid, cell, text, map, box, iou)` sees every fresh map
+    (e.g. to save heatmaps); if it raises, a warning names the cell and the record is kept.
     """
     beta = validate_beta(beta)
     path = Path(out) if out is not None else None
@@ -207,6 +265,7 @@ def run_grid_benchmark(
     previous = pd.DataFrame(columns=RECORD_COLUMNS)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _check_settings(path, beta, protocol)
         previous, done = _done_keys(path)
         _check_same_items(previous, grids, path)
     rows: list[dict] = []
@@ -228,24 +287,37 @@ def run_grid_benchmark(
         if protocol.downscale and grid.layout == 2:
             size = (size[0] // 2, size[1] // 2)
         t0 = time.perf_counter()
-        new_rows = []
-        try:
-            maps = saliency_fn(grid, cells, texts)
-            per = (time.perf_counter() - t0) / len(cells)
-            for c, text, sal in zip(cells, texts, maps, strict=True):
+        try:  # only the model is guarded: a failing image is recorded and skipped, never fatal
+            maps = list(saliency_fn(grid, cells, texts))
+            if len(maps) != len(cells):
+                raise ValueError(f"saliency_fn returned {len(maps)} maps for {len(cells)} queries")
+            fulls = []
+            for sal in maps:
                 sal = np.asarray(sal)
-                full = sal if sal.shape == size[::-1] else resize_saliency(sal, size)
+                fulls.append(sal if sal.shape == size[::-1] else resize_saliency(sal, size))
+        except Exception as err:  # noqa: BLE001
+            new_rows = [
+                _record(grid, c, t, None, 0.0, False, 0.0, f"{type(err).__name__}: {err}", protocol)
+                for c, t in zip(cells, texts, strict=True)
+            ]
+        else:
+            per = (time.perf_counter() - t0) / len(cells)
+            new_rows = []
+            for c, text, full in zip(cells, texts, fulls, strict=True):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # empty maps are counted as IoU 0
                     box, iou, hit = score_query(full, grid, c, beta, protocol)
                 new_rows.append(_record(grid, c, text, box, iou, hit, per, "", protocol))
                 if on_result is not None:
-                    on_result(grid, c, text, full, box, iou)
-        except Exception as err:  # noqa: BLE001 - a failing image is recorded and skipped, never fatal
-            new_rows = [
-                _record(grid, c, t, None, 0.0, False, 0.0, f"{type(err).__name__}: {err}", protocol)
-                for c, t in zip(cells, texts, strict=True)
-            ]
+                    try:
+                        on_result(grid, c, text, full, box, iou)
+                    except Exception as err:  # noqa: BLE001 - the score stands; only the hook's output is lost
+                        warnings.warn(
+                            f"on_result failed for grid {grid.grid_id} cell {c} ({type(err).__name__}: {err}); "
+                            "its record is kept",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
         rows += new_rows
         if path is not None:
             pd.DataFrame(new_rows, columns=RECORD_COLUMNS).to_csv(

@@ -219,3 +219,73 @@ def test_table_layouts() -> None:
     assert "0.500" in text and "0.250" in text and " 8 " in text
     with pytest.raises(ValueError, match="kind"):
         paper_table(rows, "scenes")
+
+
+def _grids(n: int = 2):
+    return [make_grid(g, [_item(4 * g + i, f"c{i}") for i in range(4)], 100) for g in range(n)]
+
+
+def test_failing_hook_warns_and_keeps_the_scores(tmp_path) -> None:
+    def hook(grid, cell, text, sal, box, iou):
+        if grid.grid_id == 1 and cell == 3:
+            raise OSError("No space left on device (saving heatmap)")
+
+    out = tmp_path / "run.csv"
+    with pytest.warns(RuntimeWarning, match="on_result failed for grid 1 cell 3.*No space left"):
+        df = run_grid_benchmark(_perfect, _grids(), 0.5, out=out, progress=False, on_result=hook)
+    on_disk = pd.read_csv(out, keep_default_na=False)
+    for frame in (df, on_disk):
+        assert len(frame) == 8 and (frame.iou == 1.0).all() and (frame.error == "").all()
+    assert summarize(df)["errors"] == 0 and summarize(df)["miou_all"] == 1.0
+
+
+def test_failed_grids_are_retried_on_resume(tmp_path) -> None:
+    def flaky(grid, cells, texts):
+        if grid.grid_id == 1:
+            raise RuntimeError("CUDA out of memory")
+        return _perfect(grid, cells, texts)
+
+    out = tmp_path / "run.csv"
+    first = run_grid_benchmark(flaky, _grids(3), 0.5, out=out, progress=False)
+    assert summarize(first)["errors"] == 4 and summarize(first)["miou_all"] == pytest.approx(2 / 3)
+    calls: list[tuple[int, list[int]]] = []
+
+    def counted(grid, cells, texts):
+        calls.append((grid.grid_id, list(cells)))
+        return _perfect(grid, cells, texts)
+
+    df = run_grid_benchmark(counted, _grids(3), 0.5, out=out, progress=False)
+    assert calls == [(1, [0, 1, 2, 3])]  # only the failed grid is computed again
+    on_disk = pd.read_csv(out, keep_default_na=False)
+    for frame in (df, on_disk):
+        assert len(frame) == 12 and not frame.duplicated(["grid_id", "cell"]).any()
+        assert (frame.error == "").all() and (frame.iou == 1.0).all()
+    assert sorted(zip(on_disk.grid_id, on_disk.cell, strict=True)) == [
+        (g, c) for g in range(3) for c in range(4)
+    ]
+
+
+def test_torn_last_line_inside_a_quoted_field_is_cut(tmp_path) -> None:
+    out = tmp_path / "run.csv"
+    run_grid_benchmark(_perfect, _grids(1), 0.5, out=out, progress=False)
+    with out.open("a") as f:  # killed in the middle of a quoted error message
+        f.write(
+            '1,0,id4,c0,,a photo of a c0,True,,,,,25.0,25.0,75.0,75.0,0.0,False,0.0,"RuntimeError: CUDA out of'
+        )
+    df = run_grid_benchmark(_perfect, _grids(2), 0.5, out=out, progress=False)
+    on_disk = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == len(on_disk) == 8 and (on_disk.iou == 1.0).all() and (on_disk.error == "").all()
+
+
+def test_resume_refuses_another_beta_or_protocol(tmp_path) -> None:
+    out = tmp_path / "run.csv"
+    run_grid_benchmark(_perfect, _grids(1), 0.5, out=out, progress=False)
+    side = tmp_path / "run.protocol.json"
+    assert side.exists() and '"beta": 0.5' in side.read_text()
+    with pytest.raises(ValueError, match=r"beta differ.*cannot mix protocols.*another --out"):
+        run_grid_benchmark(_perfect, _grids(2), 0.9, out=out, progress=False)
+    with pytest.raises(ValueError, match=r"protocol\.pixel_union_iou differ"):
+        run_grid_benchmark(_perfect, _grids(2), 0.5, Protocol(pixel_union_iou=True), out=out, progress=False)
+    assert len(pd.read_csv(out)) == 4  # refused before touching the file
+    df = run_grid_benchmark(_perfect, _grids(2), 0.5, out=out, progress=False)  # same settings: resumes
+    assert len(df) == 8
