@@ -77,13 +77,28 @@ class Classifier:
             return cam(input_tensor=x, targets=[ClassifierOutputTarget(class_index)])[0]
 
 
+def class_index(clf: Classifier, label: str) -> int | None:
+    """The classifier's index for `label`, matched case-insensitively (None when it has no such class)."""
+    wanted = label.strip().lower()
+    for i, name in enumerate(clf.classes):
+        if name.strip().lower() == wanted:
+            return i
+    return None
+
+
 def best_of_top_k(
-    clf: Classifier, image, label: str, gt_box: Box | None, beta: float, k: int = 4
+    clf: Classifier, image, label: str, gt_box: Box | None, beta: float, k: int = 4, seen: bool | None = None
 ) -> tuple[int, np.ndarray, Box | None]:
-    """The paper's target choice: the class itself when known, else the top-k prediction whose box fits the truth best."""
+    """The paper's target choice: the class itself when seen, else the top-k prediction whose box fits best.
+
+    `seen` is the protocol's flag for the query. True: the classifier's own class for `label` (matched
+    case-insensitively); when it has none (ImageNet's category names differ from Open Images' for some
+    seen classes, e.g. "couch", "mobile phone"), the top-k rule is used instead. False: always the top-k
+    rule. None (no flag known): the class itself if the classifier has it, else the top-k rule.
+    """
     size = load_image(image).size
-    if label in clf.classes:
-        idx = clf.classes.index(label)
+    idx = None if seen is False else class_index(clf, label)
+    if idx is not None:
         sal = resize_saliency(clf.cam(image, idx), size)
         return idx, sal, saliency_to_box(sal, beta)
     best: tuple[float, int, np.ndarray, Box | None] | None = None
@@ -176,10 +191,37 @@ def load_baseline(name: str) -> Classifier:
     )
 
 
+_WARNED_MISSING: set[tuple[str, str]] = set()
+
+
 def grid_baseline_maps(
-    clf: Classifier, image, labels: Sequence[str], gt_boxes: Sequence[Box | None], beta: float
-) -> list[np.ndarray]:
-    """Baseline maps for several queries on one grid image (image resolution)."""
+    clf: Classifier, image, labels: Sequence[str], gt_boxes: Sequence[Box | None], beta: float,
+    seen: Sequence[bool | None] | None = None,
+) -> list[np.ndarray]:  # fmt: skip
+    """Baseline maps for several queries on one grid image (image resolution), one per label.
+
+    `seen` is each query's seen flag from the protocol (the grid cell's `seen`): a seen query uses the
+    classifier's own class (case-insensitive name match), an unseen one the best of its top-4 predictions.
+    A seen label the classifier does not know falls back to the top-4 rule, with one warning per
+    (classifier, label): ImageNet's 1000 category names differ from Open Images' names for some classes
+    (18 of the protocol's 100 seen classes have no exact ImageNet category), so the real profile's ImageNet
+    baselines use the top-4 rule for those, unlike the paper's fine-tuned baselines.
+    """
+    flags: list[bool | None] = list(seen) if seen is not None else [None] * len(labels)
+    if len(flags) != len(labels):
+        raise ValueError(f"got {len(flags)} seen flags for {len(labels)} labels")
+    for lab, flag in zip(labels, flags, strict=True):
+        if flag and class_index(clf, lab) is None and (clf.name, lab) not in _WARNED_MISSING:
+            _WARNED_MISSING.add((clf.name, lab))
+            warnings.warn(
+                f"{clf.name} has no class named {lab!r} although the protocol marks it seen; "
+                "its map is the best of the top-4 predictions (the unseen rule)",
+                UserWarning,
+                stacklevel=2,
+            )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return [best_of_top_k(clf, image, lab, gt, beta)[1] for lab, gt in zip(labels, gt_boxes, strict=True)]
+        return [
+            best_of_top_k(clf, image, lab, gt, beta, seen=flag)[1]
+            for lab, gt, flag in zip(labels, gt_boxes, flags, strict=True)
+        ]

@@ -76,7 +76,7 @@ def baseline_saliency_fn(
 ) -> Callable[[Grid, Sequence[int], Sequence[str]], list]:
     """Saliency function for a supervised baseline (class itself if seen, best of top-4 otherwise).
 
-    The top-4 choice is made against the query's ground truth under `protocol` (as the paper's oracle).
+    "Seen" is each grid cell's protocol flag (see `baselines.grid_baseline_maps`). The top-4 choice is made against the query's ground truth under `protocol` (as the paper's oracle).
     """
     from .boxes import union_box
 
@@ -84,7 +84,8 @@ def baseline_saliency_fn(
         image = grid.render()
         labels = [grid.cells[c].label for c in cells]
         truth = [union_box(protocol.gt_boxes(grid.cells[c])) for c in cells]
-        return grid_baseline_maps(clf, image, labels, truth, beta)
+        seen = [grid.cells[c].seen for c in cells]
+        return grid_baseline_maps(clf, image, labels, truth, beta, seen)
 
     return fn
 

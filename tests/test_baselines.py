@@ -107,3 +107,27 @@ def test_shapes_baselines_stand_in_offline() -> None:
         clf, IMAGE, ["red circle", "zebra"], [None, (0.0, 0.0, 10.0, 10.0)], 0.2
     )
     assert len(sal) == 2 and all(s.shape == (64, 64) and np.isfinite(s).all() for s in sal)
+
+
+def test_the_protocols_seen_flag_decides_not_the_class_names(clf) -> None:
+    # Flagged unseen: the top-4 rule even though the classifier has a class of that name.
+    assert best_of_top_k(clf, IMAGE, "c5", _box("c2"), beta=0.5, seen=False)[0] == 2
+    # Flagged seen: the classifier's own class, its name matched case-insensitively.
+    assert best_of_top_k(clf, IMAGE, " C5", _box("c0"), beta=0.5, seen=True)[0] == 5
+    own, top4 = baselines.grid_baseline_maps(
+        clf, IMAGE, ["c5", "c5"], [_box("c2"), _box("c2")], 0.5, [True, False]
+    )
+    assert own[12 * 4 + 8, 12 * 4 + 8] == pytest.approx(1.0) and own[8 * 4 + 2, 2] == pytest.approx(0.0)
+    assert top4[8 * 4 + 8, 8] == pytest.approx(1.0)  # c2's square (rows 32-48, columns 0-16)
+
+
+def test_seen_label_unknown_to_the_classifier_falls_back_to_top_4_with_one_warning(clf) -> None:
+    with pytest.warns(UserWarning, match="no class named 'couch'.*best of the top-4") as caught:
+        maps = baselines.grid_baseline_maps(
+            clf, IMAGE, ["couch", "couch"], [_box("c2")] * 2, 0.5, [True, True]
+        )
+    assert sum("couch" in str(w.message) for w in caught) == 1
+    expected = best_of_top_k(clf, IMAGE, "couch", _box("c2"), beta=0.5, seen=False)[1]
+    assert all(np.array_equal(m, expected) for m in maps)
+    with pytest.raises(ValueError, match="2 seen flags for 1 labels"):
+        baselines.grid_baseline_maps(clf, IMAGE, ["c0"], [None], 0.5, [True, False])
