@@ -201,6 +201,7 @@ class Explorer:
         self.seed = W.BoundedIntText(value=seed, min=0, max=10**9, description="scene seed")
         self.path = W.Text(value=image_path, placeholder="path/to/image.jpg", description="image file",
                            continuous_update=False)  # fmt: skip
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="or upload")
         self.text = W.Text(value=text if text is not None else sw.object_caption(first), description="text",
                            continuous_update=False, layout=W.Layout(width="420px"))  # fmt: skip
         self.cam = W.Dropdown(options=[(DISPLAY_NAMES[k], k) for k in CAM_METHODS], value=resolve_cam(cam),
@@ -211,10 +212,15 @@ class Explorer:
         self.status = W.HTML()
         self.scene_info = W.HTML()
         controls = W.VBox(
-            [self.source, W.HBox([self.seed, self.path]), self.text, W.HBox([self.cam, self.beta])]
+            [
+                self.source,
+                W.HBox([self.seed, self.path, self.upload]),
+                self.text,
+                W.HBox([self.cam, self.beta]),
+            ]
         )
         self.widget = W.VBox([controls, self.picture, self.status, self.scene_info])
-        for w in (self.source, self.seed, self.path, self.text, self.cam, self.beta):
+        for w in (self.source, self.seed, self.path, self.upload, self.text, self.cam, self.beta):
             w.observe(self.update, names="value")
         self.result: ExplorerResult | None = None
         self.update()
@@ -230,10 +236,23 @@ class Explorer:
             sc = self.scene(int(self.seed.value))
             return explore(self.clip, sc.image, self.text.value, self.cam.value, self.beta.value,
                            objects=sc.objects, cache=self.cache, key=("scene", int(self.seed.value), self.scene_size))  # fmt: skip
+        if self.upload.value:  # an uploaded file wins over the path
+            data = bytes(self.upload.value[0]["content"])
+            try:
+                image = Image.open(io.BytesIO(data))
+                image.load()
+            except OSError as err:
+                name = self.upload.value[0].get("name", "the upload")
+                return ExplorerResult(self.text.value, self.cam.value, self.beta.value,
+                                      error=f"cannot read {name} as an image ({err}); upload a JPEG or PNG file")  # fmt: skip
+            key = ("upload", hashlib.sha1(data).hexdigest())
+            return explore(
+                self.clip, image, self.text.value, self.cam.value, self.beta.value, cache=self.cache, key=key
+            )
         path = self.path.value.strip()
         if not path:
             return ExplorerResult(self.text.value, self.cam.value, self.beta.value,
-                                  error="no image file given; type a path, or switch the source to a ShapesWorld scene")  # fmt: skip
+                                  error="no image file given; type a path or upload one, or switch the source to a ShapesWorld scene")  # fmt: skip
         return explore(self.clip, path, self.text.value, self.cam.value, self.beta.value, cache=self.cache)
 
     def update(self, change=None) -> ExplorerResult:

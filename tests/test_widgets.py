@@ -124,3 +124,25 @@ def test_text_plain_stand_in_is_deterministic(explorer) -> None:
     assert bundle["text/plain"] == explorer.describe()
     assert "model_id" in bundle["application/vnd.jupyter.widget-view+json"]
     assert "0x" not in bundle["text/plain"]
+
+
+def _upload(name: str, data: bytes) -> tuple[dict, ...]:
+    import datetime
+
+    return ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+             "last_modified": datetime.datetime(2024, 1, 1)},)  # fmt: skip
+
+
+def test_uploaded_image_is_used_and_bad_uploads_are_a_message(explorer, clip) -> None:
+    import io
+
+    buf = io.BytesIO()
+    explorer_scene(7).image.save(buf, format="PNG")
+    explorer.source.value = "image file"
+    explorer.upload.value = _upload("scene.png", buf.getvalue())
+    r = explorer.result
+    assert r.ok and np.array_equal(np.asarray(r.image), np.asarray(explorer_scene(7).image))
+    loc = localize(clip, explorer_scene(7).image, explorer.text.value, beta=explorer.beta.value)
+    assert r.score == pytest.approx(loc.score, abs=1e-5) and r.box == loc.box
+    explorer.upload.value = _upload("notes.png", b"not an image")
+    assert not explorer.result.ok and "cannot read notes.png" in explorer.result.error
