@@ -45,7 +45,8 @@ field                                  type            content
 =====================================  ==============  ===================================================
 
 A sample with several queries keeps one detection set per query in the prediction field (re-adding a
-query replaces its detections); each detection's ``heatmap_path`` points at its own query's map. A query
+query replaces its detections; on grids a query is the text *and* its ``cell``, since a class may repeat
+within a grid); each detection's ``heatmap_path`` points at its own query's map (one PNG per query and cell). A query
 with no predicted box adds no detection; its heatmap still records the query.
 
 Grid benchmarks (:func:`grids_to_dataset`, :func:`add_grid_predictions`): one sample per grid image,
@@ -355,10 +356,24 @@ def _as_boxes(boxes: Sequence[Box] | Box | None) -> list[Box]:
     return [tuple(box) for box in items]  # type: ignore[misc]
 
 
-def _heatmap_path(heatmap_dir: Path, field: str, image_id: str, query: str) -> Path:
+def _heatmap_path(heatmap_dir: Path, field: str, image_id: str, query: str, cell: int | None = None) -> Path:
+    """PNG path of one query's map; a grid query's cell is part of the name (a class may repeat in a grid)."""
     digest = hashlib.sha1(query.encode("utf-8")).hexdigest()[:8]
     stem = f"{_slug(image_id, '-') or 'sample'}--{_slug(query, '-')[:48]}-{digest}"
+    if cell is not None:
+        stem += f"--cell{int(cell)}"
     return heatmap_dir / field / f"{stem}.png"
+
+
+def _prediction_key(prediction: Prediction) -> tuple[str, int | None]:
+    """What a new prediction replaces: the same query on the same grid cell (cell None off grids)."""
+    cell = prediction.attributes.get("cell")
+    return prediction.query, None if cell is None else int(cell)
+
+
+def _detection_key(detection: Any) -> tuple[str | None, int | None]:
+    cell = detection.get_field("cell") if detection.has_field("cell") else None
+    return detection.get_field("query"), None if cell is None else int(cell)
 
 
 def _write_heatmap(saliency: npt.ArrayLike, path: Path) -> None:
@@ -396,9 +411,11 @@ def _apply_predictions(
     image_id = image_id or sample.id or Path(sample.filepath).stem
     source = sample.get_field("source") if sample.has_field("source") else None
 
-    queries = {prediction.query for prediction in predictions}
+    replaced = {
+        _prediction_key(prediction) for prediction in predictions if isinstance(prediction, Prediction)
+    }
     previous = sample.get_field(field) if sample.has_field(field) else None
-    detections = [d for d in (previous.detections if previous else []) if d.get_field("query") not in queries]
+    detections = [d for d in (previous.detections if previous else []) if _detection_key(d) not in replaced]
     heatmap = None
     written = 0
     for prediction in predictions:
@@ -413,7 +430,7 @@ def _apply_predictions(
                 raise ValueError(
                     "pass heatmap_dir=<folder> to store saliency maps (PNG files, not database arrays)"
                 )
-            map_path = _heatmap_path(heatmap_dir, field, str(image_id), prediction.query)
+            map_path = _heatmap_path(heatmap_dir, field, str(image_id), *_prediction_key(prediction))
             _write_heatmap(prediction.saliency, map_path)
             heatmap = fo.Heatmap(
                 map_path=str(map_path),

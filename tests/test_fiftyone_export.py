@@ -360,3 +360,47 @@ def test_bench_command_writes_fiftyone_dataset(tmp_path: Path, request, capsys) 
     sample = dataset.first()
     assert len(sample[GROUND_TRUTH_FIELD].detections) >= 4 and sample[heatmap_field(field)] is not None
     assert Path(sample.filepath).is_file() and isinstance(sample[f"{field}_iou"], float)
+
+
+def test_repeated_classes_in_a_grid_keep_one_detection_and_one_heatmap_per_cell(
+    tmp_path: Path, request
+) -> None:
+    from clipcam_utils.evaluation import run_grid_benchmark
+    from clipcam_utils.fiftyone_export import add_grid_predictions, grids_to_dataset
+    from clipcam_utils.grids import GridItem, cell_origin, make_grid
+
+    labels = ("apple", "orange", "apple", "orange")  # two classes, as in the Open Images subset
+    items = [GridItem(f"it{k}", lab, ((20.0, 10.0, 120.0, 60.0),), Image.new("RGB", (200, 100), (40 * k, 90, 90)),
+                      (200, 100), None) for k, lab in enumerate(labels)]  # fmt: skip
+    grid = make_grid(0, items, 112)
+
+    def maps(g, cells, texts):  # each cell's map lights its own quadrant, at a cell-specific level
+        out = []
+        for c in cells:
+            m = np.zeros((224, 224), np.float32)
+            ox, oy = cell_origin(c, 112)
+            m[oy + 12 : oy + 67, ox + 12 : ox + 67] = 1.0
+            m[0, 0] = 0.2 * c  # a distinct mark per cell
+            out.append(m)
+        return out
+
+    saved = {}
+    records = run_grid_benchmark(maps, [grid], 0.5, progress=False,
+                                 on_result=lambda g, c, t, s, b, i: saved.__setitem__((g.grid_id, c), s))  # fmt: skip
+    dataset = grids_to_dataset([grid], request.node.name, tmp_path / "grids", source="openimages")
+    field = prediction_field("shapes-rn", "gradcam")
+    for _ in range(2):  # writing the same run twice replaces, never duplicates
+        assert add_grid_predictions(dataset, field, records, saved, heatmap_dir=tmp_path / "maps") == 4
+        preds = dataset.first()[field].detections
+        assert sorted((d.label, d.cell) for d in preds) == [
+            ("apple", 0),
+            ("apple", 2),
+            ("orange", 1),
+            ("orange", 3),
+        ]
+    paths = {d.cell: Path(d.heatmap_path) for d in preds}
+    assert len(set(paths.values())) == 4 and all(p.is_file() for p in paths.values())
+    for cell, path in paths.items():
+        png = np.asarray(Image.open(path), dtype=np.float64) / 255
+        assert png[0, 0] == pytest.approx(0.2 * cell, abs=1 / 255)  # each cell's own map
+        assert np.abs(png - saved[(0, cell)]).max() <= 1 / 255 + 1e-9
