@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from .grids import (
     single_image_grids,
 )
 from .models import ClipModel
+from .profiles import HICODET_ENV, shared_data_dir
 
 BENCH_KINDS = ("objects", "actions", "single")
 BENCH_DATA = ("shapes", "openimages", "hicodet")
@@ -142,9 +144,14 @@ def shapes_quality_table(
 
 
 def default_data_root(data: str) -> Path:
-    """Where the real data is looked for when no root is given: ../shared/data next to the repository."""
-    base = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return base / {"openimages": "openimages_v6_val_subset", "hicodet": "hicodet"}[data]
+    """Where the real data is looked for when no root is given, by the same rule as `profiles`.
+
+    The real-data folder is ``$CLIPCAM_SHARED_DATA`` if set, else ``../shared/data`` next to the project
+    (`profiles.shared_data_dir`); for HICO-DET, ``$CLIPCAM_HICODET`` (the annotation file) wins if set.
+    """
+    if data == "hicodet" and os.environ.get(HICODET_ENV):
+        return Path(os.environ[HICODET_ENV]).expanduser()
+    return shared_data_dir() / {"openimages": "openimages_v6_val_subset", "hicodet": "hicodet"}[data]
 
 
 def shapes_action_items(n_grids: int, seed: int = 0, cell_size: int = SHAPES_CELL) -> list:

@@ -130,3 +130,17 @@ def test_imagenet_baseline_offline_exits_2_with_the_stand_ins(tmp_path, capsys, 
     monkeypatch.setattr(baselines, "_online", lambda host: False)
     rc, _, err = _bench(capsys, "objects", "--grids", "1", "--baseline", "resnet50", "--out", str(tmp_path))
     assert rc == 2 and "no internet" in err and "shapes-cnn-objects" in err
+
+
+def test_data_root_follows_the_same_environment_as_the_profiles(tmp_path, monkeypatch) -> None:
+    from clipcam_utils.profiles import use_profile
+
+    monkeypatch.setenv("CLIPCAM_SHARED_DATA", str(tmp_path))
+    monkeypatch.delenv("CLIPCAM_HICODET", raising=False)
+    profile = use_profile("offline", verbose=False)
+    assert default_data_root("openimages") == profile.openimages_dir == tmp_path / "openimages_v6_val_subset"
+    assert default_data_root("hicodet") == profile.hicodet_annotations.parent == tmp_path / "hicodet"
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        bench_grids("objects", "openimages", 1)
+    monkeypatch.setenv("CLIPCAM_HICODET", str(tmp_path / "ann.json"))
+    assert default_data_root("hicodet") == use_profile("offline", verbose=False).hicodet_annotations
