@@ -12,6 +12,7 @@ command that printed a figure is the way to reproduce it. `python -m clipcam_uti
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -245,15 +246,60 @@ def bench_grids(
     return grids, f"HICO-DET action grids from {root}: {len(grids)} of {n_grids} asked, seed {seed}"
 
 
+def state_dict_sha256(model: torch.nn.Module) -> str:
+    """sha256 of a model's state dict (names, dtypes, shapes and raw bytes, in name order)."""
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{t.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_id(model: ClipModel | Classifier) -> str:
+    """What identifies a model's weights in a run's manifest, so a rerun after retraining is refused.
+
+    open_clip models with a pretrained tag: the tag ("open_clip ViT-B-16 pretrained=openai"); a local
+    open_clip checkpoint file: its sha256; torchvision ImageNet baselines: their weights enum; ShapesWorld
+    models, baselines and randomized copies: the sha256 of the loaded state dict.
+    """
+    from .baselines import IMAGENET_MODELS
+
+    if isinstance(model, Classifier):
+        if model.name in IMAGENET_MODELS:
+            return f"torchvision {model.name} {IMAGENET_MODELS[model.name][1]}.IMAGENET1K_V1"
+        return f"state_dict sha256:{state_dict_sha256(model.model)}"
+    tag = model.pretrained
+    randomized = "randomized_seed" in model.info
+    if tag and tag != "shapesworld" and not randomized:
+        if Path(tag).is_file():
+            return f"checkpoint sha256:{file_sha256(tag)}"
+        return f"open_clip {model.name} pretrained={tag}"
+    return f"state_dict sha256:{state_dict_sha256(model.model)}"
+
+
 @dataclass
 class BenchRun:
-    """One row of a table: a method (CLIPCAM, baseline, randomized) with its model, CAM and threshold."""
+    """One row of a table: a method (CLIPCAM, baseline, randomized) with its model, CAM and threshold.
+
+    `weights` identifies the checkpoint (see `weights_id`); it is stored in the run's manifest.
+    """
 
     method: str
     model: str
     cam: str
     beta: float
     saliency_fn: Callable[[Grid, Sequence[int], Sequence[str]], object]
+    weights: str = ""
 
     @property
     def slug(self) -> str:
@@ -281,12 +327,17 @@ def bench_runs(
         variants += [("randomized CLIPCAM", randomized_copy(c, seed=seed)) for c in clips]
     for method, clip in variants:
         beta = clip.default_beta if protocol.beta is None else protocol.beta
-        runs += [BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam)) for cam in cams]
+        weights = weights_id(clip)
+        runs += [BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam), weights) for cam in cams]
     for b in baselines:
         clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta
         method = "seen-only baseline" if clf.name.startswith("shapes-") else "ImageNet baseline"
-        runs.append(BenchRun(method, clf.name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol)))
+        runs.append(
+            BenchRun(
+                method, clf.name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol), weights_id(clf)
+            )
+        )
     return runs
 
 
@@ -297,7 +348,7 @@ def _manifest(path: Path, settings: dict) -> None:
             changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
             raise ValueError(
                 f"{path.parent} holds a run of {path.stem} with other settings ({', '.join(changed)} differ); "
-                "rerun with the same settings to resume, or choose another --out"
+                "rerun with the same settings and checkpoints to resume, or choose another --out"
             )
     else:
         path.write_text(json.dumps(settings, indent=1, sort_keys=True))
@@ -311,8 +362,9 @@ def run_bench(
     """Run every `BenchRun` on the same grids; return the summary rows and each run's records.
 
     With `out`, each run appends its records to `<out>/<kind>-<data>-<model>-<cam>.csv` as it goes and
-    stores its settings next to it (`.json`); rerunning the same command resumes, a different command on
-    the same folder is refused.
+    stores its settings next to it (`.json`, including the checkpoint's `weights_id`); rerunning the same
+    command with the same checkpoints resumes, a different command or retrained weights on the same folder is
+    refused.
     """
     rows, records = [], {}
     for run in runs:
@@ -323,7 +375,7 @@ def run_bench(
             path = folder / f"{kind}-{data}-{run.slug}.csv"
             _manifest(path.with_suffix(".json"), {"kind": kind, "data": data, "seed": seed, "grids": len(grids),
                       "method": run.method, "model": run.model, "cam": run.cam, "beta": run.beta,
-                      "protocol": protocol.options()})  # fmt: skip
+                      "protocol": protocol.options(), "weights": run.weights})  # fmt: skip
         if progress:
             print(f"{run.method} {run.model} {run.cam}", flush=True)
         df = run_grid_benchmark(run.saliency_fn, grids, run.beta, protocol, out=path, progress=progress,

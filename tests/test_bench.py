@@ -144,3 +144,42 @@ def test_data_root_follows_the_same_environment_as_the_profiles(tmp_path, monkey
         bench_grids("objects", "openimages", 1)
     monkeypatch.setenv("CLIPCAM_HICODET", str(tmp_path / "ann.json"))
     assert default_data_root("hicodet") == use_profile("offline", verbose=False).hicodet_annotations
+
+
+def test_manifest_records_the_checkpoint_and_refuses_retrained_weights(tmp_path) -> None:
+    import dataclasses
+    import json
+
+    import torch
+
+    from clipcam_utils.baselines import load_baseline
+    from clipcam_utils.benchmarks import bench_runs, run_bench, state_dict_sha256, weights_id
+    from clipcam_utils.models import load_clip
+
+    grids, _ = bench_grids("objects", "shapes", 1, seed=0)
+    clip, clf = load_clip("shapes-rn"), load_baseline("shapes-cnn-objects")
+    runs = bench_runs([clip], ["gradcam"], [clf])
+    assert [r.weights for r in runs] == [f"state_dict sha256:{state_dict_sha256(clip.model)}",
+                                         f"state_dict sha256:{state_dict_sha256(clf.model)}"]  # fmt: skip
+    run_bench(runs[:1], grids, "objects", "shapes", 0, out=tmp_path, progress=False)
+    manifest = json.loads((tmp_path / "objects-shapes-shapes-rn-gradcam.json").read_text())
+    assert manifest["weights"] == runs[0].weights and len(runs[0].weights) == len("state_dict sha256:") + 64
+    rows, _ = run_bench(
+        bench_runs([clip], ["gradcam"]), grids, "objects", "shapes", 0, out=tmp_path, progress=False
+    )
+    assert rows.queries.tolist() == [4.0]  # same checkpoint: resumes
+    retrained = load_clip("shapes-rn")
+    with torch.no_grad():
+        next(retrained.model.visual.parameters()).add_(1e-3)  # as if retrained
+    with pytest.raises(ValueError, match="weights differ"):
+        run_bench(
+            bench_runs([retrained], ["gradcam"]), grids, "objects", "shapes", 0, out=tmp_path, progress=False
+        )
+    # open_clip weights are named by their pretrained tag, a local checkpoint file by its sha256.
+    tagged = dataclasses.replace(clip, name="ViT-B-16", pretrained="openai")
+    assert weights_id(tagged) == "open_clip ViT-B-16 pretrained=openai"
+    ckpt = tmp_path / "local.pt"
+    ckpt.write_bytes(b"weights")
+    assert weights_id(dataclasses.replace(clip, pretrained=str(ckpt))) == (
+        "checkpoint sha256:" + "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"
+    )
