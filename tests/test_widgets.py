@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -30,7 +32,10 @@ def test_starts_on_a_scene_with_a_query_for_one_of_its_objects(explorer, clip) -
     assert r.box is not None and r.gt_boxes == [scene.objects[0].box] and 0.0 < r.iou <= 1.0
     assert explorer.beta.value == clip.default_beta
     assert scene.objects[0].label in explorer.scene_info.value
-    assert explorer.picture.value[:8] == b"\x89PNG\r\n\x1a\n"
+    shown = Image.open(io.BytesIO(explorer.picture.value))
+    assert shown.format == "JPEG" and shown.size == (256, 256)
+    # what the widget shows is the overlay of the result (up to JPEG rounding)
+    assert np.abs(np.asarray(shown, np.int16) - np.asarray(r.overlay(), np.int16)).mean() < 3
 
 
 def test_same_numbers_as_localize(explorer, clip) -> None:
@@ -134,8 +139,6 @@ def _upload(name: str, data: bytes) -> tuple[dict, ...]:
 
 
 def test_uploaded_image_is_used_and_bad_uploads_are_a_message(explorer, clip) -> None:
-    import io
-
     buf = io.BytesIO()
     explorer_scene(7).image.save(buf, format="PNG")
     explorer.source.value = "image file"
