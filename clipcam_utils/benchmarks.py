@@ -191,15 +191,16 @@ def bench_grids(
             grids = build_action_grids(shapes_action_items(n_grids, seed), n_grids, seed, SHAPES_CELL)
             what = "ShapesWorld relation grids (4 distinct relations, 4 distinct object classes)"
         else:
-            per_class = 4 if n_grids <= 64 else math.ceil(4 * n_grids / 64) + 1
+            # Single images are the items of the object grids of the same seed (grid by grid, cell by cell),
+            # so `single --grids 4n` scores on their own exactly the queries of `objects --grids n`.
+            n_obj = n_grids if kind == "objects" else math.ceil(n_grids / 4)
+            per_class = 4 if n_obj <= 64 else math.ceil(4 * n_obj / 64) + 1
             items = sw.object_items(per_class=per_class, seed=seed, size=SHAPES_CELL)
-            if kind == "objects":
-                grids = build_grids(items, n_grids=n_grids, seed=seed, cell_size=SHAPES_CELL)
-                what = "ShapesWorld object grids (4 distinct classes)"
-            else:
-                pick = np.random.default_rng(seed).permutation(len(items))[:n_grids]
-                grids = single_image_grids([items[i] for i in sorted(pick)])
-                what = "ShapesWorld single images"
+            grids = build_grids(items, n_grids=n_obj, seed=seed, cell_size=SHAPES_CELL)
+            what = "ShapesWorld object grids (4 distinct classes)"
+            if kind == "single":
+                grids = single_image_grids([it for g in grids for it in g.items][:n_grids])
+                what = f"ShapesWorld single images (the items of the first {n_obj} object grids, seed {seed})"
         return grids, f"{what}: {len(grids)} of {n_grids} asked, seed {seed}"
     root = Path(root).expanduser() if root is not None else default_data_root(data)
     if not root.exists():

@@ -183,3 +183,18 @@ def test_manifest_records_the_checkpoint_and_refuses_retrained_weights(tmp_path)
     assert weights_id(dataclasses.replace(clip, pretrained=str(ckpt))) == (
         "checkpoint sha256:" + "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"
     )
+
+
+def test_single_images_are_the_object_grids_items() -> None:
+    objects, _ = bench_grids("objects", "shapes", 64, seed=0)
+    singles, what = bench_grids("single", "shapes", 256, seed=0)
+    # same items (boxes in the item's own pixels; a grid cell's are remapped into the grid)
+    grid_queries = [
+        (c.item_id, c.label, it.boxes) for g in objects for c, it in zip(g.cells, g.items, strict=True)
+    ]
+    single_queries = [(g.cells[0].item_id, g.cells[0].label, g.cells[0].boxes) for g in singles]
+    assert len(set(grid_queries)) == 256 and single_queries == grid_queries
+    assert "items of the first 64 object grids" in what
+    few, _ = bench_grids("single", "shapes", 6, seed=0)  # the items of the first two object grids, in order
+    assert [g.cells[0].item_id for g in few] == [c.item_id for g in bench_grids("objects", "shapes", 2, 0)[0]
+                                                 for c in g.cells][:6]  # fmt: skip
