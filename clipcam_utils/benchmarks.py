@@ -79,7 +79,8 @@ def baseline_saliency_fn(
 ) -> Callable[[Grid, Sequence[int], Sequence[str]], list]:
     """Saliency function for a supervised baseline (class itself if seen, best of top-4 otherwise).
 
-    "Seen" is each grid cell's protocol flag (see `baselines.grid_baseline_maps`). The top-4 choice is made against the query's ground truth under `protocol` (as the paper's oracle).
+    "Seen" is each grid cell's protocol flag (see `baselines.grid_baseline_maps`). The top-4 choice is made
+    against the query's ground truth under `protocol` (as the paper's oracle).
     """
     from .boxes import union_box
 
