@@ -213,7 +213,7 @@ def _done_keys(path: Path) -> tuple[pd.DataFrame, set[tuple[int, int]]]:
 
 
 def settings_path(path: str | Path) -> Path:
-    """The JSON next to a results CSV that records its beta and protocol (`run.csv` -> `run.protocol.json`)."""
+    """The JSON next to a results CSV recording its beta and protocol (`run.csv` -> `run.protocol.json`)."""
     return Path(path).with_suffix(".protocol.json")
 
 

@@ -46,8 +46,8 @@ field                                  type            content
 
 A sample with several queries keeps one detection set per query in the prediction field (re-adding a
 query replaces its detections; on grids a query is the text *and* its ``cell``, since a class may repeat
-within a grid); each detection's ``heatmap_path`` points at its own query's map (one PNG per query and cell). A query
-with no predicted box adds no detection; its heatmap still records the query.
+within a grid); each detection's ``heatmap_path`` points at its own query's map (one PNG per query and
+cell). A query with no predicted box adds no detection; its heatmap still records the query.
 
 Grid benchmarks (:func:`grids_to_dataset`, :func:`add_grid_predictions`): one sample per grid image,
 saved to disk as PNG (``image_id`` ``"grid-00007"``, ``source`` the benchmark's data, ``grid_id``,
