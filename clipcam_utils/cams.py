@@ -121,24 +121,40 @@ class LayerCapture:
     """Target-layer output as an autograd leaf, its input, and the image embeddings computed from it."""
 
     activations: torch.Tensor  # raw layer output in the model's layout; a leaf that requires grad if asked
-    embeddings: torch.Tensor
+    embeddings: torch.Tensor | None  # None when the forward pass stopped at the target layer
     inputs: torch.Tensor | None = None  # the layer's input (the ViT residual stream), detached
 
 
-def capture(clip: ClipModel, pixels: torch.Tensor, with_grad: bool = True) -> LayerCapture:
-    """One forward pass that makes the target layer's output a leaf: backward stops exactly there."""
+class _StopForward(Exception):
+    """Raised by the capture hook to end a forward pass at the target layer."""
+
+
+def capture(
+    clip: ClipModel, pixels: torch.Tensor, with_grad: bool = True, stop_at_layer: bool = False
+) -> LayerCapture:
+    """One forward pass that makes the target layer's output a leaf: backward stops exactly there.
+
+    With `stop_at_layer`, the pass ends at the target layer (no embeddings): the fast gradient route of
+    `gradients.py` recomputes the only part of the rest that matters (one query row), so running the whole
+    last block or attention pool as well would be wasted work.
+    """
     store: dict[str, torch.Tensor] = {}
 
     def hook(_module, inputs, output):
         leaf = output.detach().requires_grad_(with_grad)
         store["a"] = leaf
         store["x"] = inputs[0].detach() if inputs else None
+        if stop_at_layer:
+            raise _StopForward
         return leaf
 
     handle = clip.facts.target_layer.register_forward_hook(hook)
+    emb = None
     try:
         with torch.set_grad_enabled(with_grad):
             emb = clip.encode_image(pixels)
+    except _StopForward:
+        pass
     finally:
         handle.remove()
     return LayerCapture(store["a"], emb, store["x"])
@@ -147,25 +163,25 @@ def capture(clip: ClipModel, pixels: torch.Tensor, with_grad: bool = True) -> La
 CAPTURE_CACHE_SIZE = 8
 
 
-def capture_cached(clip: ClipModel, pixels: torch.Tensor) -> LayerCapture:
+def capture_cached(clip: ClipModel, pixels: torch.Tensor, stop_at_layer: bool = False) -> LayerCapture:
     """`capture` without gradients, remembered for the last few single images.
 
     The key is the pixel content plus everything that could make a stored capture stale: the target layer,
     the device and dtype, and the weights' in-place version counter (see `ClipModel.weights_version`).
     """
     if pixels.shape[0] != 1:
-        return capture(clip, pixels, with_grad=False)
+        return capture(clip, pixels, with_grad=False, stop_at_layer=stop_at_layer)
     arr = pixels.detach().to("cpu", torch.float32).contiguous().numpy()  # numpy has no bfloat16
     digest = hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
     key = (digest, arr.shape, str(pixels.dtype), str(pixels.device), id(clip.facts.target_layer),
-           clip.weights_version())  # fmt: skip
+           clip.weights_version(), stop_at_layer)  # fmt: skip
     cache = clip._capture_cache
     if key in cache:
         cache.move_to_end(key)
         if isinstance(clip.facts.reshape_transform, ViTTokensToMap):
             clip.facts.reshape_transform.input_hw = tuple(pixels.shape[-2:])
         return cache[key]
-    cache[key] = capture(clip, pixels, with_grad=False)
+    cache[key] = capture(clip, pixels, with_grad=False, stop_at_layer=stop_at_layer)
     while len(cache) > CAPTURE_CACHE_SIZE:
         cache.popitem(last=False)
     return cache[key]
@@ -271,11 +287,10 @@ def _maps_for_batch(
     """Maps and scores for preprocessed images (B, 3, H, W) and Q queries; query q asks about image owner[q]."""
     targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
     needs_grad = method not in GRADIENT_FREE
-    cap = (
-        capture(clip, pixels, with_grad=True)
-        if needs_grad and route is None
-        else capture_cached(clip, pixels)
-    )
+    if needs_grad and route is None:
+        cap = capture(clip, pixels, with_grad=True)
+    else:  # the route computes scores itself, so its forward pass can stop at the target layer
+        cap = capture_cached(clip, pixels, stop_at_layer=route is not None)
     reshape = clip.facts.reshape_transform
     acts = reshape(cap.activations.detach())[owner].cpu().numpy()
     grads = None
