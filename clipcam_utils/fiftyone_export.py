@@ -290,6 +290,23 @@ def _record_to_sample(fo: Any, record: ImageRecord | InteractionRecord) -> Any:
     return sample
 
 
+def _existing_dataset(name: str, overwrite: bool, reuse: bool):
+    """(full name, the dataset to return as it is or None); refuses to touch an existing one unasked."""
+    if overwrite and reuse:
+        raise ValueError("pass overwrite=True or reuse=True, not both")
+    fo = _fiftyone()
+    full_name = dataset_name(name)
+    if fo.dataset_exists(full_name):
+        if reuse:
+            return full_name, fo.load_dataset(full_name)
+        if not overwrite:
+            raise ValueError(
+                f"FiftyOne dataset {full_name!r} already exists; pass overwrite=True to replace it "
+                "or reuse=True to open it as it is"
+            )
+    return full_name, None
+
+
 def records_to_dataset(
     records: Iterable[ImageRecord | InteractionRecord],
     name: str,
@@ -303,18 +320,10 @@ def records_to_dataset(
     An existing dataset of that name is replaced with ``overwrite=True``, returned unchanged with
     ``reuse=True`` (``records`` are then ignored), and otherwise left alone with a ValueError.
     """
-    if overwrite and reuse:
-        raise ValueError("pass overwrite=True or reuse=True, not both")
     fo = _fiftyone()
-    full_name = dataset_name(name)
-    if fo.dataset_exists(full_name):
-        if reuse:
-            return fo.load_dataset(full_name)
-        if not overwrite:
-            raise ValueError(
-                f"FiftyOne dataset {full_name!r} already exists; pass overwrite=True to replace it "
-                "or reuse=True to open it as it is"
-            )
+    full_name, existing = _existing_dataset(name, overwrite, reuse)
+    if existing is not None:
+        return existing
     records = list(records)
     for index, record in enumerate(records):
         if not isinstance(record, ImageRecord | InteractionRecord):
@@ -529,18 +538,10 @@ def grids_to_dataset(
     Grid images are written as ``image_dir/grid-00007.png`` (a single-image "grid" whose item is a file
     keeps that file). Ground truth is every query's boxes in grid pixels (see the module docstring).
     """
-    if overwrite and reuse:
-        raise ValueError("pass overwrite=True or reuse=True, not both")
     fo = _fiftyone()
-    full_name = dataset_name(name)
-    if fo.dataset_exists(full_name):
-        if reuse:
-            return fo.load_dataset(full_name)
-        if not overwrite:
-            raise ValueError(
-                f"FiftyOne dataset {full_name!r} already exists; pass overwrite=True to replace it "
-                "or reuse=True to open it as it is"
-            )
+    full_name, existing = _existing_dataset(name, overwrite, reuse)
+    if existing is not None:
+        return existing
     folder = Path(image_dir).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     samples = []
