@@ -21,6 +21,8 @@ from clipcam_utils.tokenizers import CompactTokenizer
 
 TINY_VIT = {"tower": "vit", "image_size": 32, "vit_width": 64, "vit_layers": 2, "vit_patch": 8}
 TINY_RN = {"tower": "resnet", "image_size": 64, "rn_width": 16}
+# The shipped ViTs' layout in miniature: a conv stem (stride 8) in place of the patchify conv.
+TINY_VIT_STEM = {**TINY_VIT, "vit_stem": ((8, 2), (8, 1), (16, 2), (16, 2))}
 CPU = torch.device("cpu")
 
 # Prompts whose Grad-CAM map is not all zero on the seeded random-weight backbones for `scene_image()`
@@ -69,8 +71,9 @@ def tiny_model_cfg(seed_cfg: dict) -> dict:
 
 
 def tiny_clip(tower: str = "vit", seed: int = 0, model_cfg: dict | None = None) -> models.ClipModel:
-    """A tiny random-weight open_clip CLIP (ViT or ModifiedResNet image tower) with the compact tokenizer."""
-    cfg = model_cfg or tiny_model_cfg(TINY_VIT if tower == "vit" else TINY_RN)
+    """A tiny random-weight open_clip CLIP ("vit", "vit-stem" or "resnet" image tower), compact tokenizer."""
+    towers = {"vit": TINY_VIT, "vit-stem": TINY_VIT_STEM, "resnet": TINY_RN}
+    cfg = model_cfg or tiny_model_cfg(towers[tower])
     torch.manual_seed(seed)
     model = training.build_clip(cfg)
     return wrap(model, f"tiny-{tower}", tiny_tokenizer(), training.MEAN, training.STD)

@@ -34,7 +34,8 @@ def _one_torch_thread():
 @pytest.fixture(scope="module")
 def tiny() -> dict[str, models.ClipModel]:
     vit = tiny_clip("vit")
-    return {"vit": vit, "resnet": tiny_clip("resnet"), "seq-first": sequence_first(vit)}
+    return {"vit": vit, "vit-stem": tiny_clip("vit-stem"), "resnet": tiny_clip("resnet"),
+            "seq-first": sequence_first(vit)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def route_gradients(clip: models.ClipModel, pixels: torch.Tensor, texts: list[st
     return y.numpy(), clip.facts.reshape_transform(g).numpy()
 
 
-@pytest.mark.parametrize("tower", ["vit", "resnet", "seq-first"])
+@pytest.mark.parametrize("tower", ["vit", "vit-stem", "resnet", "seq-first"])
 def test_route_gradients_equal_autograd_for_many_queries_on_many_images(tiny, tower) -> None:
     clip = tiny[tower]
     img = scene_image()
@@ -93,7 +94,7 @@ def test_route_gradients_equal_autograd_on_paper_backbones(real, name) -> None:
         assert rel_max_diff(g[k], g_ref[k]) < 1e-5
 
 
-@pytest.mark.parametrize("tower", ["vit", "resnet"])
+@pytest.mark.parametrize("tower", ["vit", "vit-stem", "resnet"])
 def test_fast_and_autograd_maps_agree_for_every_gradient_method(tiny, tower) -> None:
     clip = tiny[tower]
     img = scene_image()
@@ -119,6 +120,7 @@ def test_batch_size_does_not_change_maps(tiny) -> None:
 
 def test_route_is_found_only_where_the_structure_holds(tiny) -> None:
     assert isinstance(gradients.route_for(tiny["vit"]), gradients.ViTRoute)
+    assert isinstance(gradients.route_for(tiny["vit-stem"]), gradients.ViTRoute)
     assert isinstance(gradients.route_for(tiny["resnet"]), gradients.ResNetRoute)
     # Average pooling reads every token, so there is no single query row: no route, autograd instead.
     cfg = copy.deepcopy(tiny_model_cfg(TINY_VIT))

@@ -1,0 +1,116 @@
+"""training.py: the loss, the ViT conv stem, checkpoints that load back, and a few real optimisation steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers_core import TINY_VIT, TINY_VIT_STEM, scene_image, tiny_model_cfg, torch_threads
+
+from clipcam_utils import models, training
+from clipcam_utils import shapesworld as sw
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with torch_threads(1):
+        yield
+
+
+def test_multi_positive_loss_is_clips_loss_with_one_positive_each() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(5, 5) * 3
+    ours = training.multi_positive_clip_loss(logits, torch.eye(5), torch.ones(5, 5, dtype=torch.bool))
+    target = torch.arange(5)
+    clip = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    torch.testing.assert_close(ours, clip)
+
+
+def test_multi_positive_loss_spreads_the_target_and_ignores_invalid_pairs() -> None:
+    logits = torch.tensor([[2.0, 1.0, -5.0], [0.0, 3.0, 1.0]])
+    labels = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    got = training.multi_positive_clip_loss(logits, labels, valid)
+    # Image -> text: row 0 over its two valid captions (target 1/2 each), row 1 over all three.
+    i2t = (-(0.5 * F.log_softmax(torch.tensor([2.0, 1.0]), 0)).sum() - F.log_softmax(logits[1], 0)[1]) / 2
+    # Text -> image: caption 2 has no valid positive and is left out; caption 1 has two positives.
+    t2i = (-F.log_softmax(logits[:, 0], 0)[0] - (0.5 * F.log_softmax(logits[:, 1], 0)).sum()) / 2
+    torch.testing.assert_close(got, (i2t + t2i) / 2)
+    # An invalid pair's logit changes nothing.
+    moved = logits.clone()
+    moved[0, 2] = 50.0
+    torch.testing.assert_close(training.multi_positive_clip_loss(moved, labels, valid), got)
+
+
+def test_conv_stem_replaces_the_patchify_conv_and_keeps_the_patch_grid() -> None:
+    cfg = tiny_model_cfg(TINY_VIT_STEM)
+    assert cfg["vision_stem"] == [[8, 2], [8, 1], [16, 2], [16, 2]]
+    assert "vision_stem" not in tiny_model_cfg(TINY_VIT)  # plain ViTs keep open_clip's own config
+    model = training.build_clip(cfg)
+    assert isinstance(model.visual.conv1, training.ConvStem) and model.visual.conv1.stride == 8
+    facts = models.architecture_facts(model)
+    assert facts.kind == "vit" and facts.feature_grid == (4, 4)
+    assert facts.target_layer is model.visual.transformer.resblocks[-1].ln_1
+    model.eval()
+    assert model.encode_image(torch.randn(2, 3, 32, 32)).shape == (2, cfg["embed_dim"])
+
+
+def test_conv_stem_strides_must_give_the_patch_size() -> None:
+    cfg = tiny_model_cfg({**TINY_VIT, "vit_stem": ((8, 2), (16, 2))})
+    with pytest.raises(ValueError, match="multiply to 4, not the patch size 8"):
+        training.build_clip(cfg)
+
+
+def test_resnet_configs_ignore_the_stem_field() -> None:
+    cfg = training.TrainConfig(name="rn", tower="resnet", image_size=64, rn_width=16, vit_stem=((8, 8),))
+    assert "vision_stem" not in training.model_config(cfg, vocab_size=10)
+
+
+def test_shipped_vits_share_one_stem() -> None:
+    vits = [c for c in (*training.PRESETS.values(), *training.BASELINES.values()) if c.tower == "vit"]
+    assert len(vits) == 3 and all(c.vit_stem == training.VIT_STEM for c in vits)
+
+
+@pytest.fixture(scope="module")
+def trained_stem_clip() -> dict:
+    """A tiny stem ViT CLIP after a few real training steps (pool, batches, loss, BatchNorm in train mode)."""
+    cfg = training.TrainConfig(name="tiny-stem", **TINY_VIT_STEM, text_width=64, text_layers=1, steps=6,
+                               batch_size=16, warmup=2, pool_size=40, scene_size=64)  # fmt: skip
+    return training.train_clip(cfg, log=lambda _m: None)
+
+
+def test_train_clip_checkpoint_records_its_config_and_learns_batchnorm_statistics(trained_stem_clip) -> None:
+    ckpt = trained_stem_clip
+    assert ckpt["kind"] == "clip" and ckpt["model_cfg"]["vision_stem"] == [[8, 2], [8, 1], [16, 2], [16, 2]]
+    assert training.TrainConfig(**ckpt["train_config"]).steps == 6
+    running = ckpt["state_dict"]["visual.conv1.1.running_mean"]
+    assert running.abs().sum() > 0  # BatchNorm saw training batches
+
+
+def test_stem_checkpoint_loads_back_through_load_clip(trained_stem_clip, tmp_path) -> None:
+    path = training.save_checkpoint(trained_stem_clip, tmp_path / "tiny-stem.pt")
+    clip = models.load_clip(str(path))
+    assert clip.kind == "vit" and clip.image_size == (32, 32) and clip.pretrained == "shapesworld"
+    # Weights come back as the fp16-rounded originals, in float32 and in eval mode.
+    reference = training.build_clip(trained_stem_clip["model_cfg"])
+    reference.load_state_dict(
+        {
+            k: v.half().float() if v.is_floating_point() else v
+            for k, v in trained_stem_clip["state_dict"].items()
+        }
+    )
+    reference.eval()
+    pixels = clip.preprocess(scene_image(64, 64))
+    with torch.no_grad():
+        torch.testing.assert_close(clip.encode_image(pixels), reference.encode_image(pixels))
+    assert not clip.model.training
+
+
+def test_baseline_trainer_builds_the_stem_tower() -> None:
+    cfg = dataclasses.replace(training.BASELINES["shapes-vit-relations"], **TINY_VIT_STEM, steps=2, batch_size=8,
+                              pool_size=16, scene_size=64, warmup=1)  # fmt: skip
+    ckpt = training.train_baseline(cfg, log=lambda _m: None)
+    assert ckpt["kind"] == "classifier" and ckpt["model_cfg"]["vision_stem"][0] == [8, 2]
+    assert ckpt["classes"] == sorted(sw.seen_relations())  # trained on the seen relations only
