@@ -2,8 +2,8 @@
 
 `python -m clipcam_utils train-shapes` reproduces every shipped checkpoint under `data/models/`.
 
-The CLIPs are open_clip's own `CLIP` class (a ViT and a ModifiedResNet image tower, a causal text
-transformer), trained with CLIP's symmetric softmax loss generalised to several positives: caption j is a
+The CLIPs are open_clip's own `CLIP` class (a ViT image tower, whose patchify conv is replaced by a small
+conv stem, `ConvStem`; a ModifiedResNet image tower; a causal text transformer), trained with CLIP's symmetric softmax loss generalised to several positives: caption j is a
 positive for image i when it describes something present in image i. That is the right target for scenes
 with several objects, where the one-positive loss would count a second "red star" in the batch as a negative.
 
