@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)
     add_perf_parser(sub)
+    add_fiftyone_plugin_parser(sub)
     return parser
 
 
@@ -344,6 +345,30 @@ def add_perf_parser(sub) -> None:
     p.set_defaults(func=perf.run)
 
 
+def cmd_fiftyone_plugin(args) -> int:
+    """Install or remove the CLIPCAM FiftyOne plugin (operators for the App's operator browser)."""
+    from .plugin_install import PLUGIN_NAME, install_plugin, uninstall_plugin
+
+    if args.action == "install":
+        target = install_plugin(args.plugins_dir)
+        print(f"installed the FiftyOne plugin {PLUGIN_NAME} in {target}")
+        print("restart the App (or reload its page); the operators are in the operator browser ('`' key): "
+              "'Localize with CLIPCAM', 'Evaluate against ground truth'")  # fmt: skip
+    else:
+        removed = uninstall_plugin(args.plugins_dir)
+        print(f"removed {removed}" if removed else f"{PLUGIN_NAME} is not installed; nothing removed")
+    return 0
+
+
+def add_fiftyone_plugin_parser(sub) -> None:
+    """`fiftyone-plugin install|uninstall`: the App plugin in FiftyOne's plugins directory."""
+    p = sub.add_parser("fiftyone-plugin", help="install or uninstall the CLIPCAM plugin for the FiftyOne App")
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("--plugins-dir", default=None,
+                   help="plugins directory (default: FiftyOne's, i.e. $FIFTYONE_PLUGINS_DIR or ~/fiftyone/__plugins__)")  # fmt: skip
+    p.set_defaults(func=cmd_fiftyone_plugin)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -352,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except (
         FileNotFoundError,
+        FileExistsError,
         IsADirectoryError,
         ValueError,
         TypeError,
@@ -360,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as err:
         if os.environ.get("CLIPCAM_DEBUG"):
             raise
-        hint = "" if isinstance(err, (FileNotFoundError, IsADirectoryError, ValueError, WeightsUnavailableError)) \
+        hint = "" if isinstance(err, (FileNotFoundError, FileExistsError, IsADirectoryError, ValueError, WeightsUnavailableError)) \
             else " (if this looks like a bug, rerun with CLIPCAM_DEBUG=1 for the traceback)"  # fmt: skip
         print(f"error: {err}{hint}", file=sys.stderr)
         return 2

@@ -1,0 +1,195 @@
+"""The CLIPCAM FiftyOne plugin: operators for the App's operator browser (install: see plugin_install.py).
+
+FiftyOne loads this file from the plugins directory as a module of its own, so it imports the package
+absolutely; the work itself lives in :mod:`clipcam_utils.fiftyone_app` (these operators only build the
+forms and report progress).
+
+- ``@clipcam/clipcam/localize_with_clipcam``: a text (or one query per label of a ground-truth field) on
+  the dataset, the current view or the selected samples -> a Detections field and a Heatmap field.
+- ``@clipcam/clipcam/evaluate_against_ground_truth``: ``evaluate_detections`` plus per-sample IoU.
+"""
+
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from clipcam_utils.fiftyone_app import (
+    DEFAULT_TEMPLATE,
+    LocalizeRequest,
+    default_heatmap_dir,
+    detection_fields,
+    evaluate_view,
+    localize_view,
+    method_names,
+    model_names,
+    sample_iou_key,
+)
+from clipcam_utils.fiftyone_export import GROUND_TRUTH_FIELD, PREDICTION_PREFIX
+
+PLUGIN_NAME = "@clipcam/clipcam"
+TEXT, LABELS = "text", "labels"
+# Targets above this many samples are offered as delegated operations by default (run them with
+# `fiftyone delegated launch`); smaller ones run at once with progress in the App.
+DELEGATE_DEFAULT_ABOVE = 200
+
+
+def _request(params: dict) -> LocalizeRequest:
+    by_labels = params.get("queries") == LABELS
+    return LocalizeRequest(
+        model=(params.get("model") or "shapes-rn").strip(),
+        cam=params.get("method") or "gradcam",
+        text=None if by_labels else params.get("text"),
+        gt_field=params.get("gt_field") if by_labels else None,
+        template=params.get("template") or DEFAULT_TEMPLATE,
+        beta=params.get("beta"),
+        field=(params.get("field") or "").strip() or None,
+        overwrite=bool(params.get("overwrite")),
+    )
+
+
+class LocalizeWithClipcam(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="localize_with_clipcam",
+            label="Localize with CLIPCAM",
+            description="Grad-CAM on CLIP: a heatmap and a box for a text on every target sample",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            risk_level=types.RiskLevel.LOW,
+        )
+
+    def resolve_execution_options(self, ctx):
+        return foo.ExecutionOptions(
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=len(ctx.target_view()) > DELEGATE_DEFAULT_ABOVE,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Localize on",
+                           dataset_description="Localize on every sample of the dataset")  # fmt: skip
+        target = ctx.target_view()
+        modes = types.RadioGroup(orientation="horizontal")
+        modes.add_choice(TEXT, label="A text")
+        modes.add_choice(LABELS, label="One query per label of a ground-truth field")
+        inputs.enum("queries", modes.values(), default=TEXT, label="Queries", view=modes)
+        if ctx.params.get("queries", TEXT) == TEXT:
+            inputs.str("text", required=True, label="Text", description="What to localize, e.g. 'a red circle'")
+        else:
+            fields = detection_fields(target)
+            choices = types.Dropdown()
+            for name in fields:
+                choices.add_choice(name, label=name)
+            default = GROUND_TRUTH_FIELD if GROUND_TRUTH_FIELD in fields else (fields[0] if fields else None)
+            inputs.enum("gt_field", fields, default=default, required=True, label="Ground-truth field",
+                        view=choices)  # fmt: skip
+            inputs.str("template", default=DEFAULT_TEMPLATE, label="Prompt template",
+                       description="'{}' is replaced by each label")  # fmt: skip
+        models = types.AutocompleteView()
+        for name in model_names():
+            models.add_choice(name, label=name)
+        inputs.str("model", default="shapes-rn", label="Model", view=models,
+                   description="shapes-rn / shapes-vit run offline; any open_clip name needs its weights")  # fmt: skip
+        methods = types.Dropdown()
+        for name in method_names():
+            methods.add_choice(name, label=name)
+        inputs.enum("method", method_names(), default="gradcam", label="Method", view=methods)
+        inputs.float("beta", min=0.0, max=1.0, label="β (threshold)",
+                     description="Empty: the model's default (as in the paper)")  # fmt: skip
+        request = _request(ctx.params)
+        inputs.str("field", label="Prediction field", description=f"Empty: {request.prediction_field} (and "
+                   f"{request.heatmap_field} for the heatmap)")  # fmt: skip
+        overwrite = inputs.bool("overwrite", default=False, label="Overwrite existing fields",
+                                description="Replace the fields' values on the target samples")  # fmt: skip
+        inputs.str("heatmap_dir", default=str(default_heatmap_dir(target)), label="Heatmap folder",
+                   description="Where the heatmap PNG files are written")  # fmt: skip
+        ready = request.text or request.gt_field
+        if ready:
+            try:
+                request.validate(target)
+            except ValueError as error:
+                overwrite.invalid = True
+                overwrite.error_message = str(error)
+                inputs.view("problem", types.Error(label="Cannot run yet", description=str(error)))
+        if len(target) > DELEGATE_DEFAULT_ABOVE:
+            inputs.view("delegate", types.Notice(label=f"{len(target)} samples: scheduling this as a "
+                        "delegated operation is offered (run `fiftyone delegated launch` to execute it)"))  # fmt: skip
+        return types.Property(inputs, view=types.View(label="Localize with CLIPCAM"))
+
+    def execute(self, ctx):
+        request = _request(ctx.params)
+        target = ctx.target_view()
+        folder = ctx.params.get("heatmap_dir") or default_heatmap_dir(target)
+        written = 0
+        for done, total, written in localize_view(target, request, folder):
+            label = f"CLIPCAM: {done}/{total} samples, {written} boxes"
+            if ctx.delegated:
+                ctx.set_progress(progress=done / total, label=label)
+            else:
+                yield ctx.ops.set_progress(progress=done / total, label=label)
+        if not ctx.delegated:
+            yield ctx.ops.reload_dataset()
+            yield ctx.ops.notify(f"CLIPCAM wrote {written} boxes to {request.prediction_field} and heatmaps "
+                                 f"to {request.heatmap_field}", variant="success")  # fmt: skip
+
+
+class EvaluateAgainstGroundTruth(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="evaluate_against_ground_truth",
+            label="Evaluate against ground truth",
+            description="evaluate_detections between a prediction and a ground-truth field, with per-sample IoU",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            risk_level=types.RiskLevel.LOW,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Evaluate")
+        fields = detection_fields(ctx.target_view())
+        predicted = [f for f in fields if f.startswith(PREDICTION_PREFIX)] or fields
+        for name, label, default in (
+            ("pred_field", "Prediction field", predicted[0] if predicted else None),
+            ("gt_field", "Ground-truth field", GROUND_TRUTH_FIELD if GROUND_TRUTH_FIELD in fields else None),
+        ):
+            choices = types.Dropdown()
+            for field in fields:
+                choices.add_choice(field, label=field)
+            inputs.enum(name, fields, default=default, required=True, label=label, view=choices)
+        pred = ctx.params.get("pred_field") or (predicted[0] if predicted else "")
+        default_key = "eval_" + pred.removeprefix(PREDICTION_PREFIX)
+        inputs.str("eval_key", default=default_key, label="Evaluation key",
+                   description=f"Per-sample IoU goes to {sample_iou_key('<key>')}")  # fmt: skip
+        inputs.float("iou", default=0.5, min=0.0, max=1.0, label="IoU threshold for a match")
+        inputs.bool("overwrite", default=False, label="Overwrite an existing evaluation with this key")
+        return types.Property(inputs, view=types.View(label="Evaluate against ground truth"))
+
+    def execute(self, ctx):
+        p = ctx.params
+        summary = evaluate_view(ctx.target_view(), p["pred_field"], p["gt_field"], p.get("eval_key") or None,
+                                iou=p.get("iou") or 0.5, overwrite=bool(p.get("overwrite")))  # fmt: skip
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return summary
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        for name, label in (("iou_field", "Per-sample IoU field"), ("precision", "Precision"),
+                            ("recall", "Recall"), ("mean_iou", "Mean box IoU"), ("tp", "True positives"),
+                            ("fp", "False positives"), ("fn", "False negatives")):  # fmt: skip
+            outputs.str(name, label=label) if name == "iou_field" else outputs.float(name, label=label)
+        return types.Property(outputs, view=types.View(label="CLIPCAM evaluation"))
+
+
+def register(plugin):
+    """FiftyOne's plugin entry point."""
+    plugin.register(LocalizeWithClipcam)
+    plugin.register(EvaluateAgainstGroundTruth)
