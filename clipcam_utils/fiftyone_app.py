@@ -152,13 +152,13 @@ def _truth_box(sample: Any, gt_field: str | None, label: str, size: tuple[int, i
     """Union of the sample's ground-truth boxes of ``label`` in pixels (the protocol's target), or None."""
     if not gt_field or sample[gt_field] is None:
         return None
-    boxes = [from_relative_xywh(d.bounding_box, size) for d in sample[gt_field].detections if d.label == label]
+    boxes = [
+        from_relative_xywh(d.bounding_box, size) for d in sample[gt_field].detections if d.label == label
+    ]
     return union_box(boxes)
 
 
-def localize_sample(
-    sample: Any, clip: ClipModel, request: LocalizeRequest, heatmap_dir: str | Path
-) -> int:
+def localize_sample(sample: Any, clip: ClipModel, request: LocalizeRequest, heatmap_dir: str | Path) -> int:
     """Run ``localize`` for each of the request's queries on one sample and save the fields; returns boxes written.
 
     The request must have been validated on the sample's collection (:meth:`LocalizeRequest.validate`).
@@ -171,7 +171,9 @@ def localize_sample(
         truth = _truth_box(sample, request.gt_field, label, size)
         iou = None if truth is None else box_iou(result.box, truth)
         predictions.append(
-            Prediction(query, result.box, result.saliency, iou, label=label, attributes={"score": result.score})
+            Prediction(
+                query, result.box, result.saliency, iou, label=label, attributes={"score": result.score}
+            )
         )
     if request.overwrite:  # start this sample's fields afresh rather than merging with an older run
         for name in (request.prediction_field, request.heatmap_field):

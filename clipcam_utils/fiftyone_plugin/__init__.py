@@ -79,7 +79,9 @@ class LocalizeWithClipcam(foo.Operator):
         modes.add_choice(LABELS, label="One query per label of a ground-truth field")
         inputs.enum("queries", modes.values(), default=TEXT, label="Queries", view=modes)
         if ctx.params.get("queries", TEXT) == TEXT:
-            inputs.str("text", required=True, label="Text", description="What to localize, e.g. 'a red circle'")
+            inputs.str(
+                "text", required=True, label="Text", description="What to localize, e.g. 'a red circle'"
+            )
         else:
             fields = detection_fields(target)
             choices = types.Dropdown()

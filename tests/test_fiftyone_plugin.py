@@ -1,0 +1,223 @@
+"""The CLIPCAM FiftyOne plugin, run through FiftyOne's own operator execution API on a temporary database.
+
+The plugin is installed with the package's own command into a temporary plugins directory; the operators
+are then found by FiftyOne's registry and executed with ``fiftyone.operators.execute_operator`` exactly as
+the App would (immediate and delegated), and their fields are compared with ``localize`` on the same inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipcam_utils import cli, localize
+from clipcam_utils import shapesworld as sw
+from clipcam_utils.boxes import box_iou, to_relative_xywh, union_box
+from clipcam_utils.fiftyone_app import cached_clip, method_names
+from clipcam_utils.fiftyone_export import heatmap_field, prediction_field, records_to_dataset
+from clipcam_utils.plugin_install import PLUGIN_NAME, SOURCE_DIR, install_plugin, uninstall_plugin
+
+pytestmark = pytest.mark.usefixtures("fiftyone_db_dir")
+
+LOCALIZE = f"{PLUGIN_NAME}/localize_with_clipcam"
+EVALUATE = f"{PLUGIN_NAME}/evaluate_against_ground_truth"
+N_SAMPLES = 3
+
+
+@pytest.fixture
+def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary plugins directory, FiftyOne's for this test, with the plugin installed by the CLI."""
+    import fiftyone as fo
+
+    folder = tmp_path / "plugins"
+    monkeypatch.setattr(fo.config, "plugins_dir", str(folder))
+    assert cli.main(["fiftyone-plugin", "install", "--plugins-dir", str(folder)]) == 0
+    return folder
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, request: pytest.FixtureRequest):
+    records = sw.export_records(tmp_path / "images", N_SAMPLES, seed=11)
+    ds = records_to_dataset(records, request.node.name, persistent=False)
+    yield ds, records
+    ds.delete()
+
+
+def _execute(uri: str, ds, **ctx):
+    import fiftyone.operators as foo
+
+    result = foo.execute_operator(uri, dataset=ds, **ctx)
+    result.raise_exceptions()
+    return result
+
+
+def test_install_and_uninstall_never_touch_a_foreign_folder(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "plugins"
+    assert cli.main(["fiftyone-plugin", "install", "--plugins-dir", str(root)]) == 0
+    target = root / "clipcam"
+    assert str(target) in capsys.readouterr().out
+    assert sorted(p.name for p in target.iterdir()) == ["__init__.py", "fiftyone.yml"]
+    assert (target / "__init__.py").read_bytes() == (SOURCE_DIR / "__init__.py").read_bytes()
+    (target / "__init__.py").write_text("# stale copy\n")
+    assert install_plugin(root) == target  # reinstalling replaces our own older copy
+    assert (target / "__init__.py").read_bytes() == (SOURCE_DIR / "__init__.py").read_bytes()
+    assert cli.main(["fiftyone-plugin", "uninstall", "--plugins-dir", str(root)]) == 0
+    assert not target.exists() and f"removed {target}" in capsys.readouterr().out
+    assert uninstall_plugin(root) is None
+
+    target.mkdir()
+    (target / "fiftyone.yml").write_text('name: "@someone/else"\n')
+    (target / "mine.txt").write_text("keep me")
+    for action in ("install", "uninstall"):
+        assert cli.main(["fiftyone-plugin", action, "--plugins-dir", str(root)]) == 2
+        assert "is not the CLIPCAM plugin" in capsys.readouterr().err
+    assert (target / "mine.txt").read_text() == "keep me" and len(list(target.iterdir())) == 2
+
+    elsewhere = tmp_path / "other-plugins"
+    (elsewhere / "mine" / "clipcam-copy").mkdir(parents=True)
+    install_plugin(elsewhere / "mine" / "clipcam-copy")  # a copy in a subfolder of the plugins dir
+    with pytest.raises(FileExistsError, match="already installed at"):
+        install_plugin(elsewhere)
+
+
+def test_fiftyone_finds_the_plugin_and_its_operators(plugins: Path) -> None:
+    import fiftyone.plugins as fop
+    from fiftyone.operators.registry import OperatorRegistry
+
+    (definition,) = [p for p in fop.list_plugins() if p.name == PLUGIN_NAME]
+    assert Path(definition.directory) == plugins / "clipcam"
+    registry = OperatorRegistry()
+    for uri in (LOCALIZE, EVALUATE):
+        assert registry.operator_exists(uri), uri
+    assert registry.get_operator(LOCALIZE).config.label == "Localize with CLIPCAM"
+
+
+def test_localize_operator_writes_what_localize_computes(plugins: Path, dataset, tmp_path: Path) -> None:
+    ds, records = dataset
+    maps = tmp_path / "maps"
+    text = "a red circle"
+    result = _execute(LOCALIZE, ds, params={"text": text, "heatmap_dir": str(maps), "method": "gradcam"})
+    field = prediction_field("shapes-rn", "gradcam")
+    assert ds.has_field(field) and ds.has_field(heatmap_field(field))
+    progress = [r.params for r in result.executor._requests if r.operator_uri == "set_progress"]
+    assert [p["progress"] for p in progress] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    clip = cached_clip("shapes-rn")
+    for sample in ds:
+        expected = localize(clip, sample.filepath, text, cam="gradcam")
+        (detection,) = sample[field].detections
+        assert detection.bounding_box == to_relative_xywh(expected.box, expected.image_size)
+        assert (detection.label, detection.query) == (text, text)
+        assert detection.score == pytest.approx(expected.score, abs=1e-5)
+        heatmap = sample[heatmap_field(field)]
+        assert heatmap.map is None and "map" not in sample.to_dict()[heatmap_field(field)]
+        png = Path(heatmap.map_path)
+        assert png.is_file() and png.parent == maps / field and detection.heatmap_path == str(png)
+        pixels = np.asarray(Image.open(png))
+        assert pixels.dtype == np.uint8 and pixels.shape == expected.saliency.shape
+        assert np.array_equal(pixels, np.rint(expected.saliency * 255).astype(np.uint8))
+
+
+def test_localize_operator_never_overwrites_unasked_and_targets_selected_samples(
+    plugins: Path, dataset, tmp_path: Path
+) -> None:
+    from fiftyone.operators.executor import ExecutionError
+
+    ds, _ = dataset
+    maps, field = str(tmp_path / "maps"), "clipcam_picked"
+    first, second, third = ds.values("id")
+    _execute(LOCALIZE, ds, params={"text": "a blue square", "field": field, "heatmap_dir": maps,
+                                   "view_target": "SELECTED_SAMPLES"}, selected=[first, third])  # fmt: skip
+    assert [s[field] is not None for s in ds] == [True, False, True]
+    with pytest.raises(ExecutionError, match=f"field '{field}' already exists.*overwrite"):
+        _execute(LOCALIZE, ds, params={"text": "a green star", "field": field, "heatmap_dir": maps})
+    assert ds[first][field].detections[0].query == "a blue square" and ds[second][field] is None
+    _execute(LOCALIZE, ds, params={"text": "a green star", "field": field, "heatmap_dir": maps,
+                                   "overwrite": True, "view_target": "SELECTED_SAMPLES"}, selected=[first])  # fmt: skip
+    assert [d.query for d in ds[first][field].detections] == ["a green star"]  # replaced, not merged
+    assert ds[third][field].detections[0].query == "a blue square"  # outside the target: untouched
+    assert ds[first][heatmap_field(field)].query == "a green star"
+    with pytest.raises(ExecutionError, match="prediction_field"):
+        _execute(LOCALIZE, ds, params={"text": "x", "field": "ground_truth", "heatmap_dir": maps})
+
+
+def test_one_query_per_ground_truth_label_and_evaluation(plugins: Path, dataset, tmp_path: Path) -> None:
+    from fiftyone.operators.executor import ExecutionError
+
+    ds, records = dataset
+    field = "clipcam_per_label"
+    _execute(LOCALIZE, ds, params={"queries": "labels", "gt_field": "ground_truth", "field": field,
+                                   "method": "gradcam++", "beta": 0.4, "heatmap_dir": str(tmp_path / "maps")})  # fmt: skip
+    clip = cached_clip("shapes-rn")
+    by_id = {r.image_id: r for r in records}
+    for sample in ds:
+        record = by_id[sample.image_id]
+        labels = sorted({o.label for o in record.objects})
+        detections = {d.label: d for d in sample[field].detections}
+        assert sorted(detections) == labels
+        for label in labels:
+            query = sw.object_caption(label)
+            expected = localize(clip, sample.filepath, query, cam="gradcam++", beta=0.4)
+            assert detections[label].query == query
+            assert detections[label].bounding_box == to_relative_xywh(expected.box, expected.image_size)
+            truth = union_box(record.boxes_for(label))
+            assert detections[label].iou == pytest.approx(box_iou(expected.box, truth), abs=1e-9)
+
+    summary = _execute(EVALUATE, ds, params={"pred_field": field, "gt_field": "ground_truth",
+                                             "eval_key": "ev", "iou": 0.3}).result  # fmt: skip
+    assert summary["iou_field"] == "ev_iou" and summary["samples"] == N_SAMPLES
+    assert (summary["tp"], summary["fp"]) == (int(ds.sum("ev_tp")), int(ds.sum("ev_fp")))
+    assert summary["tp"] + summary["fp"] == ds.count(f"{field}.detections")
+    for sample in ds:  # the best same-label IoU per box, and the sample's mean of them
+        truths = sample.ground_truth.detections
+        best = [max(_rel_iou(d.bounding_box, t.bounding_box) for t in truths if t.label == d.label)
+                for d in sample[field].detections]  # fmt: skip
+        assert [d.ev_max_iou for d in sample[field].detections] == pytest.approx(best, abs=1e-6)
+        assert sample.ev_iou == pytest.approx(np.mean(best), abs=1e-6)
+    from fiftyone import ViewField as F
+
+    ordered = ds.sort_by("ev_iou", reverse=True).values("ev_iou")
+    assert ordered == sorted(ordered, reverse=True) and len(set(ordered)) > 1
+    middle = float(np.median(ordered))
+    assert len(ds.match(F("ev_iou") > middle)) == sum(v > middle for v in ordered)
+    assert ds.get_evaluation_info("ev").config.iou == 0.3
+    with pytest.raises(ExecutionError, match="evaluation 'ev' already exists"):
+        _execute(EVALUATE, ds, params={"pred_field": field, "gt_field": "ground_truth", "eval_key": "ev"})
+    again = _execute(EVALUATE, ds, params={"pred_field": field, "gt_field": "ground_truth", "eval_key": "ev",
+                                           "overwrite": True}).result  # fmt: skip
+    assert again["tp"] >= summary["tp"] and ds.get_evaluation_info("ev").config.iou == 0.5
+
+
+def _rel_iou(a, b) -> float:
+    return box_iou((a[0], a[1], a[0] + a[2], a[1] + a[3]), (b[0], b[1], b[0] + b[2], b[1] + b[3]))
+
+
+def test_localize_runs_as_a_delegated_operation(plugins: Path, dataset, tmp_path: Path) -> None:
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    ds, _ = dataset
+    field = "clipcam_delegated"
+    queued = _execute(LOCALIZE, ds, params={"text": "a yellow triangle", "field": field,
+                                            "heatmap_dir": str(tmp_path / "maps")}, request_delegation=True)  # fmt: skip
+    assert queued.delegated and not ds.has_field(field)  # scheduled, not run
+    service = DelegatedOperationService()
+    (done,) = service.execute_queued_operations(operator=LOCALIZE, dataset_name=ds.name)
+    assert done.error is None, done.error
+    ds.reload()
+    assert ds.count(f"{field}.detections") >= N_SAMPLES - 1 and ds.exists(heatmap_field(field)).count() == 3
+    (op,) = service.list_operations(operator=LOCALIZE, dataset_name=ds.name)
+    assert op.run_state == "completed" and op.status.progress == pytest.approx(1.0)
+
+
+def test_method_choices_are_the_package_s(plugins: Path, dataset) -> None:
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext
+
+    ds, _ = dataset
+    operator = foo.registry.OperatorRegistry().get_operator(LOCALIZE)
+    ctx = ExecutionContext(request_params={"dataset_name": ds.name, "params": {"text": "a red circle"}})
+    form = operator.resolve_input(ctx).type.properties
+    assert form["method"].type.values == method_names()
+    assert "shapes-rn" in [c.value for c in form["model"].view.choices]
