@@ -136,6 +136,8 @@ class LocalizeWithClipcam(foo.Operator):
                 yield ctx.ops.set_progress(progress=done / total, label=label)
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
+            shown = [f for f in ctx.active_fields if f not in (request.prediction_field, request.heatmap_field)]
+            yield ctx.ops.set_active_fields([*shown, request.prediction_field, request.heatmap_field])
             yield ctx.ops.notify(f"CLIPCAM wrote {written} boxes to {request.prediction_field} and heatmaps "
                                  f"to {request.heatmap_field}", variant="success")  # fmt: skip
 
