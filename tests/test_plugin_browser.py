@@ -24,16 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The App test's Chromium and DevTools helpers (importing it also skips this module where Chromium is absent).
+import test_app_browser as app_test
 from PIL import Image
 
 from clipcam_utils import shapesworld as sw
 from clipcam_utils.fiftyone_export import heatmap_field, prediction_field, records_to_dataset
 from clipcam_utils.plugin_install import install_plugin
 
-# The App test's Chromium and DevTools helpers (importing it also skips this module where Chromium is absent).
-from test_app_browser import ENTERPRISE_TOOLTIP_KEY, DevTools, _server_processes, chromium, free_port  # noqa: F401
-
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fiftyone_db_dir")]
+chromium = app_test.chromium  # the fixture: headless Chromium with a fresh profile
+DevTools = app_test.DevTools
 
 N_SAMPLES = 4
 TEXT = "a red circle"
@@ -54,13 +56,13 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, 
     monkeypatch.setenv("FIFTYONE_DEFAULT_DATASET_DIR", str(tmp_path / "fiftyone"))
     records = sw.export_records(tmp_path / "images", N_SAMPLES, seed=5)
     ds = records_to_dataset(records, "plugin-browser-check", overwrite=True)
-    port = free_port()
+    port = app_test.free_port()
     session = fo.launch_app(ds, remote=True, port=port, address="127.0.0.1")
     try:
         yield port, ds
     finally:
         session.close()
-        for proc in _server_processes(port):
+        for proc in app_test._server_processes(port):
             proc.kill()
             proc.wait(timeout=10)
         ds.delete()
@@ -117,14 +119,18 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
 
 
-def heatmap_agreement(on: bytes, off: bytes, rects: list, maps: list[np.ndarray]) -> list[tuple[float, float]]:
+def heatmap_agreement(
+    on: bytes, off: bytes, rects: list, maps: list[np.ndarray]
+) -> list[tuple[float, float]]:
     """Per thumbnail: mean pixel change when the heatmap is switched off, and its correlation with the map."""
     a, b = _pixels(on), _pixels(off)
     found = []
     for (x, y, w, h), saliency in zip(rects, maps, strict=True):
         x, y, w, h = (int(round(v)) for v in (x, y, w, h))
         change = np.abs(a[y : y + h, x : x + w] - b[y : y + h, x : x + w]).sum(axis=2)
-        expected = np.asarray(Image.fromarray(saliency).resize((change.shape[1], change.shape[0])), np.float64)
+        expected = np.asarray(
+            Image.fromarray(saliency).resize((change.shape[1], change.shape[0])), np.float64
+        )
         corr = np.corrcoef(change.ravel(), expected.ravel())[0, 1] if change.std() > 0 else 0.0
         found.append((float(change.mean()), float(corr)))
     return found
@@ -135,7 +141,7 @@ def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools
     page = Page(chromium)
     chromium.call("Page.enable")
     chromium.call("Page.addScriptToEvaluateOnNewDocument",
-                  source=f"localStorage.setItem({ENTERPRISE_TOOLTIP_KEY!r}, 'true')")  # fmt: skip
+                  source=f"localStorage.setItem({app_test.ENTERPRISE_TOOLTIP_KEY!r}, 'true')")  # fmt: skip
     chromium.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
     thumbnails = f"document.querySelectorAll('[data-cy=looker] canvas').length >= {N_SAMPLES}"
     page.wait(thumbnails, "the sample grid", timeout=60)
@@ -158,7 +164,9 @@ def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools
     page.click(by_text("Execute", "button"), "the Execute button")
 
     # Progress shows in the App, then the new fields appear in the sidebar with the heatmap switched on.
-    page.wait(f"document.body.innerText.includes('{N_SAMPLES}/{N_SAMPLES} samples')", "the progress label", 90)
+    page.wait(
+        f"document.body.innerText.includes('{N_SAMPLES}/{N_SAMPLES} samples')", "the progress label", 90
+    )
     page.wait(f"{checkbox(HEATMAP)}?.querySelector('input')?.checked === true", "the heatmap field", 30)
     assert page.js(f"{checkbox(FIELD)}.querySelector('input').checked"), "the box field is not shown"
     page.click(by_text("Done", "button"), "the progress dialog's Done button")
