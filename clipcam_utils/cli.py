@@ -111,6 +111,7 @@ def cmd_eval_shapes(args) -> int:
         "method",
         "model",
         "zero_shot_acc",
+        "shift_acc",
         "beta",
         "miou_all",
         "miou_seen",
@@ -123,6 +124,12 @@ def cmd_eval_shapes(args) -> int:
             f"ShapesWorld object grids ({args.grids} grids, seed {args.seed}); ShapesWorld figures, not the paper's"
         )
         print(table[cols].to_string(index=False))
+        shifts = table[table["method"] == "CLIPCAM"].set_index("model").filter(like="shift_acc_")
+        shifts.columns = [c.removeprefix("shift_acc_") for c in shifts.columns]
+        print(
+            "\nzero-shot accuracy on the shift set (drawn by matplotlib; see clipcam_utils/shiftset.py), per shift:"
+        )
+        print(shifts.to_string())
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         table.to_csv(Path(args.out) / "shapes_quality.csv", index=False)
