@@ -61,10 +61,11 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, 
     try:
         yield port, ds
     finally:
-        session.close()
+        # The server imported torch for the plugin and stops slowly when asked; end it first, then the session.
         for proc in app_test._server_processes(port):
             proc.kill()
             proc.wait(timeout=10)
+        session.close()
         ds.delete()
 
 
