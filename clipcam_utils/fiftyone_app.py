@@ -4,6 +4,7 @@
   on each sample -> ``fo.Detections`` (the box in relative coordinates, the query as ``query``, the Eq. 1
   ``score``) and an ``fo.Heatmap`` (8-bit PNG via ``map_path``), in the schema of :mod:`fiftyone_export`.
 - :func:`evaluate_view`: FiftyOne's ``evaluate_detections`` plus a per-sample IoU field to sort and filter by.
+- :func:`map_preview`: one text's map and box drawn over an image, as a PNG data URL (the modal panel).
 - :func:`method_names`: the CAM methods offered (the one place the plugin takes its method list from).
 
 Existing fields and evaluations are never replaced unless ``overwrite=True``; the check runs before any
@@ -12,6 +13,8 @@ model is loaded or any sample is touched.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,7 @@ __all__ = [
     "evaluate_view",
     "localize_sample",
     "localize_view",
+    "map_preview",
     "method_names",
     "model_names",
     "sample_iou_key",
@@ -203,6 +207,30 @@ def localize_view(
     for done, sample in enumerate(samples.iter_samples(), start=1):
         written += localize_sample(sample, clip, request, folder)
         yield done, total, written
+
+
+# -------------------------------------------------------------------------------------------- preview
+@dataclass(frozen=True)
+class MapPreview:
+    """One text's CLIPCAM answer on one image, drawn for display."""
+
+    result: Any  # the cams.Localization
+    data_url: str  # the overlay (map blended over the image, box in white) as a PNG data URL
+    summary: str
+
+
+def map_preview(clip: ClipModel, image: str | Path, text: str, cam: str = "gradcam") -> MapPreview:
+    """``localize`` and draw the result. Repeated texts on the same image reuse its cached layer capture
+    (``cams.capture_cached``), so a new text costs the gradient route only, not another forward pass."""
+    from .plots import heatmap_overlay
+
+    result = localize(clip, image, text, cam=cam)
+    buffer = io.BytesIO()
+    heatmap_overlay(image, result.saliency, result.box).save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    box = "no box (empty map)" if result.box is None else "box " + ", ".join(f"{v:.0f}" for v in result.box)
+    summary = f"{text!r}: score (Eq. 1) {result.score:.2f}, {box}; {clip.name}, {result.cam}, β {result.beta}"
+    return MapPreview(result, url, summary)
 
 
 # ------------------------------------------------------------------------------------------- evaluate

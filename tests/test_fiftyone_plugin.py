@@ -221,3 +221,44 @@ def test_method_choices_are_the_package_s(plugins: Path, dataset) -> None:
     form = operator.resolve_input(ctx).type.properties
     assert form["method"].type.values == method_names()
     assert "shapes-rn" in [c.value for c in form["model"].view.choices]
+
+
+def test_map_panel_answers_new_texts_from_the_capture_cache(
+    plugins: Path, dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import io
+
+    from clipcam_utils import cams
+    from clipcam_utils.plots import heatmap_overlay
+
+    ds, _ = dataset
+    first, second = ds.values("id")[:2]
+    captures = []
+    real_capture = cams.capture
+    monkeypatch.setattr(cams, "capture", lambda *a, **k: captures.append(1) or real_capture(*a, **k))
+    clip = cached_clip("shapes-rn")
+    clip._capture_cache.clear()
+
+    def panel(sample_id: str, text: str) -> dict:
+        result = _execute(f"{PLUGIN_NAME}/clipcam_map_panel", ds, current_sample=sample_id,
+                          params={"__method__": "on_change_query", "panel_id": "p", "panel_state": {"text": text}})  # fmt: skip
+        sent = {r.operator_uri: r.params for r in result.executor._requests}
+        assert "show_panel_output" in sent
+        return {**sent["patch_panel_data"]["data"], **sent["patch_panel_state"]["state"]}
+
+    shown = panel(first, "a red circle")
+    assert len(captures) == 1
+    url = shown["map"]
+    assert url.startswith("data:image/png;base64,")
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+    expected = localize(clip, ds[first].filepath, "a red circle")
+    assert np.array_equal(
+        drawn, np.asarray(heatmap_overlay(ds[first].filepath, expected.saliency, expected.box))
+    )
+    assert "'a red circle'" in shown["summary"] and f"{expected.score:.2f}" in shown["summary"]
+    captures.clear()
+    assert panel(first, "a blue square")["map"] != url and captures == []  # a new text: no forward pass
+    panel(second, "a blue square")
+    assert len(captures) == 1  # another sample: one forward pass
+    assert panel(second, "  ")["map"] is None

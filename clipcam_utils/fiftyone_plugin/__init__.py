@@ -7,6 +7,8 @@ forms and report progress).
 - ``@clipcam/clipcam/localize_with_clipcam``: a text (or one query per label of a ground-truth field) on
   the dataset, the current view or the selected samples -> a Detections field and a Heatmap field.
 - ``@clipcam/clipcam/evaluate_against_ground_truth``: ``evaluate_detections`` plus per-sample IoU.
+- ``@clipcam/clipcam/clipcam_map_panel``: a modal panel that shows the map of a typed text on the open
+  sample; the image's target-layer capture is cached, so each new text needs no new forward pass.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import fiftyone.operators.types as types
 from clipcam_utils.fiftyone_app import (
     DEFAULT_TEMPLATE,
     LocalizeRequest,
+    cached_clip,
     default_heatmap_dir,
     detection_fields,
     evaluate_view,
     localize_view,
+    map_preview,
     method_names,
     model_names,
     sample_iou_key,
@@ -136,7 +140,9 @@ class LocalizeWithClipcam(foo.Operator):
                 yield ctx.ops.set_progress(progress=done / total, label=label)
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
-            shown = [f for f in ctx.active_fields if f not in (request.prediction_field, request.heatmap_field)]
+            shown = [
+                f for f in ctx.active_fields if f not in (request.prediction_field, request.heatmap_field)
+            ]
             yield ctx.ops.set_active_fields([*shown, request.prediction_field, request.heatmap_field])
             yield ctx.ops.notify(f"CLIPCAM wrote {written} boxes to {request.prediction_field} and heatmaps "
                                  f"to {request.heatmap_field}", variant="success")  # fmt: skip
@@ -193,7 +199,56 @@ class EvaluateAgainstGroundTruth(foo.Operator):
         return types.Property(outputs, view=types.View(label="CLIPCAM evaluation"))
 
 
+class ClipcamMapPanel(foo.Panel):
+    """The sample open in the modal, with the CLIPCAM map and box of the text typed in the panel."""
+
+    @property
+    def config(self):
+        return foo.PanelConfig(name="clipcam_map_panel", label="CLIPCAM map", surfaces="modal",
+                               help_markdown="Type a text: its Grad-CAM map on CLIP (shapes-rn by default) "
+                               "is drawn over the open sample, with its box.")  # fmt: skip
+
+    def on_load(self, ctx):
+        self._update(ctx)
+
+    def on_change_current_sample(self, ctx):
+        self._update(ctx)
+
+    def on_change_query(self, ctx):
+        self._update(ctx)
+
+    def _update(self, ctx):
+        text = (ctx.panel.state.text or "").strip()
+        if not text or not ctx.current_sample:
+            ctx.panel.set_data("map", None)
+            ctx.panel.set_state("summary", "Type a text to see its map on the open sample.")
+            return
+        sample = ctx.dataset[ctx.current_sample]
+        clip = cached_clip(ctx.panel.state.model or "shapes-rn")
+        preview = map_preview(clip, sample.filepath, text, ctx.panel.state.method or "gradcam")
+        ctx.panel.set_data("map", preview.data_url)
+        ctx.panel.set_state("summary", preview.summary)
+
+    def render(self, ctx):
+        panel = types.Object()
+        panel.str("text", label="Text", on_change=self.on_change_query)
+        models = types.Dropdown()
+        for name in model_names():
+            models.add_choice(name, label=name)
+        panel.enum("model", model_names(), default="shapes-rn", label="Model", view=models,
+                   on_change=self.on_change_query)  # fmt: skip
+        methods = types.Dropdown()
+        for name in method_names():
+            methods.add_choice(name, label=name)
+        panel.enum("method", method_names(), default="gradcam", label="Method", view=methods,
+                   on_change=self.on_change_query)  # fmt: skip
+        panel.str("summary", view=types.ReadOnlyView(label="Result"))
+        panel.view("map", types.ImageView(alt="CLIPCAM map of the text on the open sample"))
+        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, px=2, py=2))
+
+
 def register(plugin):
     """FiftyOne's plugin entry point."""
     plugin.register(LocalizeWithClipcam)
     plugin.register(EvaluateAgainstGroundTruth)
+    plugin.register(ClipcamMapPanel)
