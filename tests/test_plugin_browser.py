@@ -7,10 +7,11 @@ press Execute. The test then waits until the App shows the new fields and checks
 displayed: (1) in the DOM, the sidebar lists the prediction and heatmap fields with the heatmap switched
 on, and the operator's progress label reached "4/4 samples"; (2) in the pixels, switching the heatmap
 field off changes each thumbnail where the saved saliency map is high (their correlation must exceed 0.8),
-so what the App paints is that map.
+so what the App paints is that map; (3) the modal's CLIPCAM map panel, given the same text, shows exactly
+the overlay the package draws for the open sample (and the screenshot's pixels there match it).
 
 Set ``CLIPCAM_SAVE_PLUGIN_SCREENSHOTS=<folder>`` to keep the form and result screenshots
-(docs/fiftyone_plugin_form.png and docs/fiftyone_plugin_result.png are made so). Skips without Chromium.
+(docs/fiftyone_plugin_form.png, _result.png and _panel.png are made so). Skips without Chromium.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ import pytest
 import test_app_browser as app_test
 from PIL import Image
 
+from clipcam_utils import localize
 from clipcam_utils import shapesworld as sw
+from clipcam_utils.fiftyone_app import cached_clip
 from clipcam_utils.fiftyone_export import heatmap_field, prediction_field, records_to_dataset
+from clipcam_utils.plots import heatmap_overlay
 from clipcam_utils.plugin_install import install_plugin
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fiftyone_db_dir")]
@@ -190,10 +194,38 @@ def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools
     agreement = heatmap_agreement(result_png, page.screenshot(), rects, maps)
     for k, (change, corr) in enumerate(agreement):
         assert change > 5 and corr > 0.8, f"thumbnail {k}: change {change:.1f}, correlation {corr:.2f}"
+
+    # The modal panel: the map of a typed text on the open sample, as the package draws it.
+    page.click("document.querySelector('[data-cy=looker]')", "the first thumbnail")
+    page.click("document.querySelector('[data-cy=panel-tab-clipcam_map_panel]')", "the CLIPCAM map panel tab")
+    page.click(input_after("Text"), "the panel's Text input")
+    page.type(TEXT)
+    page.dt.call("Input.dispatchKeyEvent", type="keyDown", key="Tab", code="Tab", windowsVirtualKeyCode=9)
+    page.dt.call("Input.dispatchKeyEvent", type="keyUp", key="Tab", code="Tab", windowsVirtualKeyCode=9)
+    shown = (
+        "[...document.querySelectorAll('img')].find(i => i.src.startsWith('data:image/png') && i.complete)"
+    )
+    page.wait(f"{shown} !== undefined", "the panel's map", 30)
+    page.wait("document.body.innerText.includes('score (Eq. 1)')", "the panel's result line")
+    time.sleep(1.0)
+    src = page.js(f"{shown}.src")
+    sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+    first = ds.first()
+    expected = localize(cached_clip("shapes-rn"), first.filepath, TEXT)
+    assert np.array_equal(sent, np.asarray(heatmap_overlay(first.filepath, expected.saliency, expected.box)))
+    x, y, w, h = page.js(
+        f"(() => {{ const b = {shown}.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; }})()"
+    )
+    x, y, w, h = (int(round(v)) for v in (x, y, w, h))
+    panel_png = page.screenshot()
+    painted = _pixels(panel_png)[y : y + h, x : x + w].mean(axis=2)
+    reference = np.asarray(Image.fromarray(sent).convert("L").resize((w, h)), np.float64)
+    assert np.corrcoef(painted.ravel(), reference.ravel())[0, 1] > 0.9, "the panel does not paint the map"
     if os.environ.get(SAVE_ENV):
         folder = Path(os.environ[SAVE_ENV])
         (folder / "fiftyone_plugin_form.png").write_bytes(form_png)
         (folder / "fiftyone_plugin_result.png").write_bytes(result_png)
+        (folder / "fiftyone_plugin_panel.png").write_bytes(panel_png)
 
 
 def test_heatmap_check_rejects_a_change_unrelated_to_the_map() -> None:

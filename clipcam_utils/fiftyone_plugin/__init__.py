@@ -242,7 +242,7 @@ class ClipcamMapPanel(foo.Panel):
             methods.add_choice(name, label=name)
         panel.enum("method", method_names(), default="gradcam", label="Method", view=methods,
                    on_change=self.on_change_query)  # fmt: skip
-        panel.str("summary", view=types.ReadOnlyView(label="Result"))
+        panel.md(ctx.panel.state.summary or "Type a text to see its map on the open sample.", name="result")
         panel.view("map", types.ImageView(alt="CLIPCAM map of the text on the open sample"))
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, px=2, py=2))
 
