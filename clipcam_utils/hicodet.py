@@ -317,9 +317,19 @@ def load_hoi_classes(annotation_path: str | Path, split: str = "test") -> tuple[
     return tuple(_mat_hoi_classes(mat, path))
 
 
-def _default_image_dir(annotation: Path, split: str) -> Path:
-    candidate = annotation.parent / "images" / f"{split}2015"
-    return candidate if candidate.is_dir() else annotation.parent
+# The official archive unpacks to hico_20160224_det/{anno_bbox.mat, images/test2015/}; the JSON conversion
+# is usually kept one level up, beside the unpacked archive.
+_IMAGE_DIRS = ("images/{split}2015", "hico_20160224_det/images/{split}2015")
+
+
+def default_image_dir(annotation: Path, split: str = "test") -> Path:
+    """Where the images of `annotation` are looked for: the official ``images/<split>2015/`` beside it
+    (or inside ``hico_20160224_det/`` beside it), else the annotation's own folder."""
+    for pattern in _IMAGE_DIRS:
+        candidate = annotation.parent / pattern.format(split=split)
+        if candidate.is_dir():
+            return candidate
+    return annotation.parent
 
 
 def load_hicodet(
@@ -331,12 +341,12 @@ def load_hicodet(
 ) -> RecordList[InteractionRecord]:
     """Load HICO-DET pairs from ``anno_bbox.mat`` or ``instances_<split>2015.json``.
 
-    Images are looked up in ``image_dir`` (default: ``images/<split>2015`` next to the annotation, else its
-    folder). With ``require_images`` annotated images without a file are skipped and reported; without it
+    Images are looked up in ``image_dir`` (default: ``images/<split>2015`` next to the annotation, or
+    ``hico_20160224_det/images/<split>2015``, else the annotation's folder; see `default_image_dir`). With ``require_images`` annotated images without a file are skipped and reported; without it
     every annotated image is returned (useful for statistics). Boxes are the source's pixel values.
     """
     path = _resolve_annotation_path(annotation_path, split)
-    folder = Path(image_dir).expanduser() if image_dir is not None else _default_image_dir(path, split)
+    folder = Path(image_dir).expanduser() if image_dir is not None else default_image_dir(path, split)
     if require_images and not folder.is_dir():
         raise FileNotFoundError(
             f"image folder {folder} does not exist; pass image_dir=<folder with HICO_{split}2015_*.jpg> "
@@ -370,8 +380,10 @@ def load_hicodet(
     if require_images and missing:
         if len(missing) == len(raw_images):
             raise FileNotFoundError(
-                f"none of the {len(raw_images)} images annotated in {path.name} is in {folder}; point image_dir at "
-                f"the folder with HICO_{split}2015_*.jpg, or pass require_images=False to load annotations only"
+                f"none of the {len(raw_images)} images annotated in {path.name} is in {folder}; unpack HICO-DET so "
+                f"that images/{split}2015/ lies beside the annotation (the official layout), or point image_dir "
+                f"(bench: --images) at the folder with HICO_{split}2015_*.jpg, or pass require_images=False to "
+                "load annotations only"
             )
         report.skip(f"image file not found in {folder}", count=len(missing))
         report.examples[f"image file not found in {folder}"] = missing[:MAX_EXAMPLES]

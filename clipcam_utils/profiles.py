@@ -18,18 +18,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .benchmarks import REAL_CELL, bench_grids
+from .data_paths import HICODET_ENV, SHARED_DATA_ENV, shared_data_dir
 from .models import ARCH_BETA, PAPER_BETA, ClipModel, load_clip
 
-SHARED_DATA_ENV = "CLIPCAM_SHARED_DATA"
-HICODET_ENV = "CLIPCAM_HICODET"
+__all__ = ["HICODET_ENV", "SHARED_DATA_ENV", "Profile", "shared_data_dir", "use_profile"]
+
 PROFILES = ("offline", "real")
 CLIP_KEYS = ("vit", "rn")
-
-
-def shared_data_dir() -> Path:
-    """The real-data folder: ``$CLIPCAM_SHARED_DATA`` if set, else ``../shared/data`` next to the project."""
-    env = os.environ.get(SHARED_DATA_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @dataclass
@@ -64,6 +60,14 @@ class Profile:
         """HICO-DET test annotations: ``$CLIPCAM_HICODET`` if set, else the JSON in the real-data folder."""
         env = os.environ.get(HICODET_ENV)
         return Path(env).expanduser() if env else self.data_dir / "hicodet" / "instances_test2015.json"
+
+    @property
+    def has_hicodet_annotations(self) -> bool:
+        """True when `hicodet_annotations` is an annotation file, or a folder holding one."""
+        path = self.hicodet_annotations
+        return path.is_file() or any(
+            (path / n).is_file() for n in ("instances_test2015.json", "anno_bbox.mat")
+        )
 
     def key(self, key: str) -> str:
         """Role for `key`: "vit"/"rn" or one of this profile's model names (e.g. "shapes-rn", "RN50")."""
@@ -110,8 +114,6 @@ class Profile:
         Real: the protocol's 100 seen + 100 unseen classes through the FiftyOne zoo (downloaded once into
         `download_dir`), `per_class` images per class as in the paper, four distinct classes per 448-px grid.
         """
-        from .benchmarks import REAL_CELL, bench_grids
-
         if self.object_source == "shapesworld":
             return bench_grids("objects", "shapes", n_grids, seed)[0]
         from .grids import build_grids, openimages_items, sample_per_label
@@ -131,8 +133,6 @@ class Profile:
         Real: the annotations at `hicodet_annotations`; `images` is the folder of the test2015 images
         (default: next to the annotations).
         """
-        from .benchmarks import bench_grids
-
         if self.action_source == "shapesworld":
             return bench_grids("actions", "shapes", n_grids, seed)[0]
         return bench_grids("actions", "hicodet", n_grids, seed, root=self.hicodet_annotations, images=images)[
@@ -201,7 +201,7 @@ def use_profile(name: str = "offline", device: str = "cpu", verbose: bool = True
             has_hicodet=False,
             device=device,
         )
-    profile.has_hicodet = profile.hicodet_annotations.is_file()
+    profile.has_hicodet = profile.has_hicodet_annotations
     if verbose:
         print(profile.banner())
     return profile
