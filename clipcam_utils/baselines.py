@@ -86,18 +86,40 @@ def class_index(clf: Classifier, label: str) -> int | None:
     return None
 
 
+def seen_targets(clf: Classifier, label: str) -> list[int]:
+    """The classifier's classes that are the ground truth of a seen query `label`.
+
+    Its own class of that name if it has one; else, for an ImageNet classifier and an Open Images class, the
+    ImageNet categories of `protocol.load_imagenet_targets` ("couch" -> "studio couch"). Empty when none.
+    """
+    from .protocol import load_imagenet_targets, openimages_label
+
+    own = class_index(clf, label)
+    if own is not None:
+        return [own]
+    mapped = load_imagenet_targets().get(openimages_label(label), ())
+    return [i for i in (class_index(clf, name) for name in mapped) if i is not None]
+
+
 def best_of_top_k(
     clf: Classifier, image, label: str, gt_box: Box | None, beta: float, k: int = 4, seen: bool | None = None
 ) -> tuple[int, np.ndarray, Box | None]:
     """The paper's target choice: the class itself when seen, else the top-k prediction whose box fits best.
 
-    `seen` is the protocol's flag for the query. True: the classifier's own class for `label` (matched
-    case-insensitively); when it has none (ImageNet's category names differ from Open Images' for some
-    seen classes, e.g. "couch", "mobile phone"), the top-k rule is used instead. False: always the top-k
-    rule. None (no flag known): the class itself if the classifier has it, else the top-k rule.
+    `seen` is the protocol's flag for the query. True: the ground-truth class (`seen_targets`: the
+    classifier's own class, or the ImageNet categories the class maps to, the most probable of them on this
+    image); when there is none the top-k rule is used instead. False: always the top-k rule. None (no flag
+    known): the ground-truth class if the classifier has one, else the top-k rule.
     """
     size = load_image(image).size
-    idx = None if seen is False else class_index(clf, label)
+    targets = [] if seen is False else seen_targets(clf, label)
+    idx = None
+    if len(targets) == 1:
+        idx = targets[0]
+    elif targets:
+        with torch.no_grad():
+            logits = clf.model(clf.preprocess(image))[0]
+        idx = max(targets, key=lambda i: float(logits[i]))
     if idx is not None:
         sal = resize_saliency(clf.cam(image, idx), size)
         return idx, sal, saliency_to_box(sal, beta)
@@ -200,18 +222,16 @@ def grid_baseline_maps(
 ) -> list[np.ndarray]:  # fmt: skip
     """Baseline maps for several queries on one grid image (image resolution), one per label.
 
-    `seen` is each query's seen flag from the protocol (the grid cell's `seen`): a seen query uses the
-    classifier's own class (case-insensitive name match), an unseen one the best of its top-4 predictions.
-    A seen label the classifier does not know falls back to the top-4 rule, with one warning per
-    (classifier, label): ImageNet's 1000 category names differ from Open Images' names for some classes
-    (18 of the protocol's 100 seen classes have no exact ImageNet category), so the real profile's ImageNet
-    baselines use the top-4 rule for those, unlike the paper's fine-tuned baselines.
+    `seen` is each query's seen flag from the protocol (the grid cell's `seen`): a seen query uses its
+    ground-truth class (`seen_targets`: the classifier's own class, or for ImageNet classifiers the mapped
+    ImageNet categories), an unseen one the best of its top-4 predictions. A seen label with no target falls
+    back to the top-4 rule, with one warning per (classifier, label).
     """
     flags: list[bool | None] = list(seen) if seen is not None else [None] * len(labels)
     if len(flags) != len(labels):
         raise ValueError(f"got {len(flags)} seen flags for {len(labels)} labels")
     for lab, flag in zip(labels, flags, strict=True):
-        if flag and class_index(clf, lab) is None and (clf.name, lab) not in _WARNED_MISSING:
+        if flag and not seen_targets(clf, lab) and (clf.name, lab) not in _WARNED_MISSING:
             _WARNED_MISSING.add((clf.name, lab))
             warnings.warn(
                 f"{clf.name} has no class named {lab!r} although the protocol marks it seen; "

@@ -14,6 +14,7 @@ __all__ = [
     "class_split",
     "is_seen_action",
     "is_seen_class",
+    "load_imagenet_targets",
     "load_seen_actions",
     "load_seen_unseen_classes",
     "openimages_label",
@@ -69,3 +70,15 @@ def is_seen_action(verb_ing: str) -> bool:
     if phrase in seen:
         return True
     return bool(re.fullmatch(r"[a-z]+( [a-z]+)*", phrase)) and verb_to_ing(phrase) in seen
+
+
+@lru_cache(maxsize=1)
+def load_imagenet_targets() -> dict[str, tuple[str, ...]]:
+    """Seen Open Images class -> the ImageNet-1k categories (torchvision names) a baseline targets for it.
+
+    ImageNet categories are WordNet synsets: a class maps to its own synset's category ("orange"), or to
+    its hyponyms' when ImageNet has no category of its own ("couch" -> "studio couch"); see
+    ``data/openimages_imagenet.json`` for the rule, the source and the 18 classes that are not exact names.
+    """
+    data = _package_json("openimages_imagenet.json")
+    return {name: tuple(targets) for name, targets in data["imagenet"].items()}
