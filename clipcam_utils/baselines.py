@@ -175,6 +175,32 @@ class _TorchvisionViTTokens:
         return x.reshape(x.shape[0], h, w, x.shape[2]).permute(0, 3, 1, 2).float()
 
 
+def build_torchvision(
+    name: str, num_classes: int | None = None, imagenet_weights: bool = True, image_size: int = 224
+) -> tuple[nn.Module, nn.Module, object]:
+    """A torchvision classifier of `IMAGENET_MODELS`, its Grad-CAM target layer and token reshape.
+
+    `num_classes` replaces the ImageNet head with a fresh linear layer of that size (fine-tuning);
+    `imagenet_weights=False` builds random weights (tests; a ViT then accepts any `image_size` divisible by
+    its patch). The weights download once into torch hub's cache.
+    """
+    import torchvision
+
+    if name not in IMAGENET_MODELS:
+        raise ValueError(f"unknown torchvision baseline {name!r}; choose from {', '.join(IMAGENET_MODELS)}")
+    builder, enum_name, _ = IMAGENET_MODELS[name]
+    weights = getattr(torchvision.models, enum_name).IMAGENET1K_V1 if imagenet_weights else None
+    extra = {} if imagenet_weights or name.startswith("resnet") else {"image_size": image_size}
+    model = getattr(torchvision.models, builder)(weights=weights, **extra)
+    if name.startswith("resnet"):
+        if num_classes is not None:
+            model.fc = nn.Linear(model.fc.in_features, num_classes)
+        return model, model.layer4[-1], None
+    if num_classes is not None:
+        model.heads.head = nn.Linear(model.heads.head.in_features, num_classes)
+    return model, model.encoder.layers[-1].ln_1, _TorchvisionViTTokens(model.patch_size)
+
+
 def load_imagenet_baseline(name: str, device: str = "cpu") -> Classifier:
     """A torchvision ImageNet classifier with its real weights enum (downloads once; clear error offline)."""
     import torchvision
@@ -190,26 +216,53 @@ def load_imagenet_baseline(name: str, device: str = "cpu") -> Classifier:
             f"  - Offline, use the ShapesWorld baselines: {', '.join(SHAPES_BASELINES)}.\n"
             f"  - Or copy the file to {cached} (torch hub's cache) on this machine."
         )
-    model = getattr(torchvision.models, builder)(weights=weights).eval()
+    model, layer, reshape = build_torchvision(name)
+    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    if name.startswith("resnet"):
-        layer, reshape = model.layer4[-1], None
-    else:
-        layer, reshape = model.encoder.layers[-1].ln_1, _TorchvisionViTTokens(model.patch_size)
     tf = weights.transforms()
     return Classifier(model.to(device), name, list(weights.meta["categories"]), layer, reshape, (224, 224),
                       tuple(tf.mean), tuple(tf.std), beta, torch.device(device))  # fmt: skip
 
 
+ACTION_BASELINE_FORMAT = "clipcam-action-baseline"
+
+
+def load_action_baseline(path: str | Path, device: str = "cpu") -> Classifier:
+    """A torchvision classifier fine-tuned on HICO-DET's seen actions (`python -m clipcam_utils finetune-actions`).
+
+    Its classes are the seen actions as participles ("riding", "sitting on"), the labels of action grids.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"baseline checkpoint {path} does not exist; make it with `finetune-actions`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != ACTION_BASELINE_FORMAT:
+        raise ValueError(f"{path} is not a checkpoint of `python -m clipcam_utils finetune-actions`")
+    cfg = ckpt["config"]
+    model, layer, reshape = build_torchvision(cfg["arch"], len(ckpt["classes"]), False, cfg["image_size"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    size = (cfg["image_size"], cfg["image_size"])
+    name = f"{cfg['arch']}-hicodet-finetuned"
+    return Classifier(model.to(device), name, list(ckpt["classes"]), layer, reshape, size, tuple(ckpt["mean"]),
+                      tuple(ckpt["std"]), IMAGENET_MODELS[cfg["arch"]][2], torch.device(device))  # fmt: skip
+
+
 def load_baseline(name: str) -> Classifier:
-    """Any baseline by name: ShapesWorld (`shapes-cnn-objects`, ...) or torchvision (`resnet50`, ...)."""
+    """Any baseline by name: ShapesWorld (`shapes-cnn-objects`, ...), torchvision (`resnet50`, ...), or the
+    path of a fine-tuned action baseline (`finetune-actions`)."""
     if name in SHAPES_BASELINES:
         return load_shapes_baseline(name)
     if name in IMAGENET_MODELS:
         return load_imagenet_baseline(name)
+    if name.endswith((".pt", ".pth")) or os.path.sep in name:
+        return load_action_baseline(name)
     raise ValueError(
-        f"unknown baseline {name!r}; choose from {', '.join(SHAPES_BASELINES + tuple(IMAGENET_MODELS))}"
+        f"unknown baseline {name!r}; choose from {', '.join(SHAPES_BASELINES + tuple(IMAGENET_MODELS))}, "
+        "or give the path of a `finetune-actions` checkpoint"
     )
 
 

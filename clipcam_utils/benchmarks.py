@@ -336,6 +336,8 @@ def bench_runs(
         clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta
         method = "seen-only baseline" if clf.name.startswith("shapes-") else "ImageNet baseline"
+        if clf.name.endswith("-finetuned"):
+            method = "fine-tuned baseline"
         runs.append(
             BenchRun(
                 method, clf.name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol), weights_id(clf)

@@ -332,7 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)
     add_perf_parser(sub)
+    add_finetune_parser(sub)
     return parser
+
+
+def add_finetune_parser(sub) -> None:
+    """`finetune-actions`: the paper's fine-tuned action baselines (see finetune.py)."""
+    from . import finetune
+
+    p = sub.add_parser("finetune-actions", help="fine-tune an ImageNet classifier on HICO-DET's seen actions "
+                       "(the Table 3 baselines); resumable")  # fmt: skip
+    finetune.add_arguments(p)
+    p.set_defaults(func=finetune.run)
 
 
 def add_perf_parser(sub) -> None:

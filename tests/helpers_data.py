@@ -36,8 +36,8 @@ def load_quietly(function, *args, **kwargs):
         return function(*args, **kwargs)
 
 
-# Verb, object pairs of a stand-in HICO-DET: real HICO-DET names, seen ("riding", "holding", "sitting on",
-# "eating") and unseen ("washing", "throwing") actions, each with a distinct object.
+# Verb, object pairs of a stand-in HICO-DET: real HICO-DET names, seen ("holding", "sitting on", "throwing")
+# and unseen ("riding", "eating", "washing") actions, each with a distinct object.
 HICO_PAIRS = (
     ("ride", "bicycle"),
     ("hold", "cup"),
@@ -48,7 +48,9 @@ HICO_PAIRS = (
 )
 
 
-def write_hicodet(root: Path, split: str = "test", images_per_pair: int = 1, size: tuple[int, int] = (64, 48)) -> Path:
+def write_hicodet(
+    root: Path, split: str = "test", images_per_pair: int = 1, size: tuple[int, int] = (64, 48)
+) -> Path:
     """A small HICO-DET in the official layout: ``root/instances_<split>2015.json`` and
     ``root/images/<split>2015/HICO_<split>2015_*.jpg``, one human-object pair per image (random pixels with a
     bright box on the object, so a classifier can learn something). Returns the annotation path."""

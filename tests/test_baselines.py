@@ -166,3 +166,13 @@ def test_seen_classes_without_an_exact_imagenet_name_use_the_mapping(clf) -> Non
     assert maps[0][2, 2] == pytest.approx(1.0)  # studio couch's square (c0's), not the best fit c3
     assert best_of_top_k(imagenet_like, IMAGE, "duck", _box("c2"), beta=0.5, seen=True)[0] == 1  # drake
     assert maps[1][2, 8 * 4 + 2] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit_b_32"])
+def test_torchvision_backbones_get_a_fresh_head_for_fine_tuning(name: str) -> None:
+    model, layer, reshape = baselines.build_torchvision(name, 52, imagenet_weights=False, image_size=64)
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 52)
+    assert isinstance(layer, nn.LayerNorm if name.startswith("vit") else nn.Module) and (reshape is None) == (
+        name == "resnet50"
+    )
