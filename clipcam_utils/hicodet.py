@@ -24,6 +24,7 @@ from clipcam_utils.records import (
     finish_report,
     image_size,
     pixel_box,
+    reading,
 )
 
 __all__ = ["load_hicodet", "load_hoi_classes"]
@@ -79,7 +80,8 @@ def _add_pair(
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with reading(path, "HICO-DET's instances_<split>2015.json"):
+            return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(
             f"{path} is not valid JSON ({error.msg} at line {error.lineno}); the file may be truncated, download it again"

@@ -12,6 +12,7 @@ import difflib
 import math
 import random
 import socket
+from collections import Counter as collections_counter
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from clipcam_utils.records import (
     finish_report,
     image_size,
     pixel_box,
+    reading,
 )
 
 __all__ = ["ZooUnavailableError", "load_openimages", "load_openimages_zoo"]
@@ -65,7 +67,10 @@ class _PendingImage:
 def _read_class_descriptions(path: Path) -> dict[str, str]:
     """``LabelName,DisplayName`` rows (no header) -> {label name: display name}."""
     mapping: dict[str, str] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    with (
+        reading(path, "Open Images' class-descriptions-boxable.csv"),
+        path.open(newline="", encoding="utf-8") as handle,
+    ):
         for line_number, row in enumerate(csv.reader(handle), start=1):
             if not row:
                 continue
@@ -190,7 +195,10 @@ def _read_zoo_layout(
 
     rows_by_image: dict[str, list[_PendingBox]] = defaultdict(list)
     not_downloaded = 0
-    with csv_path.open(newline="", encoding="utf-8") as handle:
+    with (
+        reading(csv_path, "Open Images' box annotations"),
+        csv_path.open(newline="", encoding="utf-8") as handle,
+    ):
         reader = csv.DictReader(handle)
         check_columns(
             reader.fieldnames,
@@ -234,7 +242,9 @@ def _read_zoo_layout(
 
 def _read_txt_labels(path: Path, report: LoadReport) -> list[_PendingBox]:
     boxes = []
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    with reading(path, "'<Class> xmin ymin xmax ymax' lines"):
+        text = path.read_text(encoding="utf-8")
+    for line_number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
             continue
@@ -257,7 +267,10 @@ def _read_oidv4_csv(
     path: Path, folder_label: str, label_of: Mapping[str, str], images: Mapping[str, Path], report: LoadReport
 ) -> dict[str, list[_PendingBox]]:
     boxes: dict[str, list[_PendingBox]] = defaultdict(list)
-    with path.open(newline="", encoding="utf-8") as handle:
+    with (
+        reading(path, "'ImageID,XMin,XMax,YMin,YMax' rows"),
+        path.open(newline="", encoding="utf-8") as handle,
+    ):
         reader = csv.DictReader(handle)
         check_columns(
             reader.fieldnames,
@@ -336,8 +349,13 @@ def _read_oidv4_layout(
             entry.boxes.extend(boxes)
             if csv_files and image_id in txt_files:
                 entry.txt_to_compare.append(txt_files[image_id])
-    if not pending and not report.skipped:
-        raise ValueError(f"{root} has class folders but no labelled images; check the OIDv4 ToolKit download")
+    if not pending:
+        reasons = "; ".join(f"{n} {reason}" for reason, n in report.skipped.most_common()) or "no images"
+        raise ValueError(
+            f"{root} has class folders ({', '.join(d.name for d in class_dirs.values())}) but no labelled image "
+            f"({reasons}): each <Class>/Label/ folder needs the class's .csv or one .txt per image; check the "
+            "OIDv4 ToolKit download"
+        )
     return pending
 
 
@@ -397,6 +415,8 @@ def _finish_openimages(
             continue
         records.append(ImageRecord(image_id, entry.path, size, tuple(objects), "openimages"))
         num_boxes += len(objects)
+    if not records:
+        raise ValueError(f"no usable image in {report.path}:\n{report.summary()}")
     return finish_report(records, report, num_boxes, stacklevel=4)
 
 
@@ -434,22 +454,29 @@ def _can_reach(host: tuple[str, int], timeout: float) -> bool:
 
 
 def load_openimages_zoo(
-    classes: Iterable[str] | str,
-    max_samples: int | None = None,
+    classes: Mapping[str, int] | Iterable[str] | str,
+    per_class: int = 10,
     seed: int = 0,
     download_dir: str | Path | None = None,
     *,
     split: str = "validation",
     probe_timeout: float = 2.0,
 ) -> RecordList[ImageRecord]:
-    """Download Open Images V6 boxes through FiftyOne's zoo and load them with :func:`load_openimages`.
+    """Draw images of each class from Open Images V6 and fetch exactly those through FiftyOne's zoo.
 
-    Files go to ``download_dir/open-images-v6/<split>`` (default: FiftyOne's ``dataset_zoo_dir``) and
-    are reused on later calls. Offline, raises :class:`ZooUnavailableError` within ``probe_timeout``.
+    ``classes`` is a list of class names (``per_class`` images each; the paper: 10) or a mapping
+    ``{class: number of images}`` (as `grids.plan_object_queries` sizes it for a number of grids). The draw
+    is made here from the split's official box annotations (``labels/detections.csv``, fetched once): for
+    each class, in sorted order, ``random.Random(f"{seed}:{class}")`` picks among the images with a box of
+    it that no earlier class took. The zoo is then asked for exactly those images (``image_ids=``), and the
+    records are built from the samples it returns, never from whatever else lies in the zoo folder: the
+    same seed gives the same records on every machine. Each record holds one class's boxes, the class it
+    was drawn for (so a grid built from the records queries each image once).
+
+    Files go to ``download_dir/open-images-v6/<split>`` (default: FiftyOne's ``dataset_zoo_dir``) and are
+    reused later. Offline, raises :class:`ZooUnavailableError` within ``probe_timeout``.
     """
-    requested = [classes] if isinstance(classes, str) else list(classes)
-    if not requested:
-        raise ValueError("pass at least one class, e.g. classes=['apple']; the full split is 41,620 images")
+    counts = _class_counts(classes, per_class)
     offline_hint = (
         "To work offline, copy an Open Images folder to this machine (FiftyOne zoo layout or OIDv4 ToolKit "
         "layout) and call load_openimages(<folder>, classes=...)."
@@ -464,8 +491,10 @@ def load_openimages_zoo(
     import fiftyone.zoo as foz
 
     zoo_dir = Path(download_dir).expanduser() if download_dir is not None else Path(fo.config.dataset_zoo_dir)
+    split_dir = zoo_dir / OPENIMAGES_ZOO_NAME / split
     previous = fo.config.dataset_zoo_dir
     fo.config.dataset_zoo_dir = str(zoo_dir)
+    dataset = None
     try:
         try:
             display_names = fouo.get_classes(version="v6", dataset_dir=str(zoo_dir / OPENIMAGES_ZOO_NAME))
@@ -474,17 +503,22 @@ def load_openimages_zoo(
                 f"downloading the Open Images class list failed: {error}. {offline_hint}"
             ) from error
         by_label = {openimages_label(name): name for name in display_names}
-        wanted = _resolve_classes(requested, by_label, by_label, zoo_dir / OPENIMAGES_ZOO_NAME)
+        wanted = _resolve_classes(list(counts), by_label, by_label, zoo_dir / OPENIMAGES_ZOO_NAME)
+        counts = {openimages_label(name): n for name, n in counts.items()}
         try:
-            _, dataset_dir = foz.download_zoo_dataset(
-                OPENIMAGES_ZOO_NAME,
-                split=split,
-                label_types=["detections"],
-                classes=sorted(by_label[label] for label in wanted),
-                max_samples=max_samples,
-                seed=seed,
-                shuffle=True,
-            )
+            if not (split_dir / "labels" / "detections.csv").is_file():
+                # The split's box annotations come with any zoo request; this one fetches them (and one image).
+                foz.download_zoo_dataset(OPENIMAGES_ZOO_NAME, split=split, label_types=["detections"],
+                                         classes=[by_label[min(wanted)]], max_samples=1, seed=seed,
+                                         shuffle=True)  # fmt: skip
+            drawn = _draw_images(split_dir, {label: counts[label] for label in sorted(wanted)}, seed)
+            dataset = foz.load_zoo_dataset(
+                OPENIMAGES_ZOO_NAME, split=split, label_types=["detections"], label_field="ground_truth",
+                image_ids=sorted(drawn), dataset_name=f"clipcam-openimages-request-{seed}", overwrite=True,
+            )  # fmt: skip
+            records = _zoo_records(dataset, drawn, split_dir)
+        except ZooUnavailableError:
+            raise
         except Exception as error:
             raise ZooUnavailableError(
                 f"downloading {OPENIMAGES_ZOO_NAME} ({split}) through the FiftyOne zoo failed: {error}. "
@@ -492,4 +526,84 @@ def load_openimages_zoo(
             ) from error
     finally:
         fo.config.dataset_zoo_dir = previous
-    return load_openimages(Path(dataset_dir) / split, classes=requested, max_samples=max_samples, seed=seed)
+        if dataset is not None:
+            dataset.delete()
+    return records
+
+
+def _class_counts(classes: Mapping[str, int] | Iterable[str] | str, per_class: int) -> dict[str, int]:
+    if isinstance(classes, str):
+        classes = [classes]
+    counts = dict(classes) if isinstance(classes, Mapping) else dict.fromkeys(classes, per_class)
+    if not counts:
+        raise ValueError("pass at least one class, e.g. classes=['apple']; the full split is 41,620 images")
+    bad = {name: n for name, n in counts.items() if isinstance(n, bool) or not isinstance(n, int) or n < 1}
+    if bad:
+        raise ValueError(f"the number of images per class must be a positive integer, got {bad}")
+    return counts
+
+
+def _draw_images(split_dir: Path, counts: Mapping[str, int], seed: int) -> dict[str, str]:
+    """{image id: class} drawn from the split's annotations (see `load_openimages_zoo`)."""
+    csv_path = split_dir / "labels" / "detections.csv"
+    classes_path = _find_metadata(split_dir, "classes.csv")
+    if classes_path is None:
+        raise FileNotFoundError(f"{split_dir / 'metadata' / 'classes.csv'} not found after the zoo download")
+    label_of = {mid: openimages_label(name) for mid, name in _read_class_descriptions(classes_path).items()}
+    images_of: dict[str, set[str]] = defaultdict(set)
+    with (
+        reading(csv_path, "Open Images' box annotations"),
+        csv_path.open(newline="", encoding="utf-8") as handle,
+    ):
+        reader = csv.DictReader(handle)
+        check_columns(
+            reader.fieldnames, ("ImageID", "LabelName"), csv_path, "expected Open Images' box annotations"
+        )
+        for row in reader:
+            label = label_of.get(row["LabelName"])
+            if label in counts:
+                images_of[label].add(row["ImageID"])
+    drawn: dict[str, str] = {}
+    for label, n in counts.items():
+        pool = sorted(images_of[label] - set(drawn))
+        for image_id in random.Random(f"{seed}:{label}").sample(pool, min(n, len(pool))):
+            drawn[image_id] = label
+    return drawn
+
+
+def _zoo_records(dataset: Any, drawn: Mapping[str, str], split_dir: Path) -> RecordList[ImageRecord]:
+    """Records of the zoo's returned samples, each with the boxes of the class it was drawn for."""
+    report = LoadReport("openimages (FiftyOne zoo request)", split_dir)
+    asked = collections_counter(drawn.values())
+    records = []
+    for sample in dataset.iter_samples():
+        path = Path(sample.filepath)
+        image_id, label = path.stem, drawn.get(path.stem)
+        if label is None:
+            report.skip("sample the request did not ask for", path.name)
+            continue
+        try:
+            size = image_size(path)
+        except (OSError, Image.DecompressionBombError) as error:
+            report.skip("image file cannot be decoded (re-download it)", f"{path.name}: {error}")
+            continue
+        detections = sample["ground_truth"].detections if sample["ground_truth"] is not None else []
+        objects = []
+        for det in detections:
+            if openimages_label(det.label) != label:
+                continue
+            x, y, w, h = det.bounding_box
+            box, problem = pixel_box((x * size[0], y * size[1], (x + w) * size[0], (y + h) * size[1]), size)
+            if box is None:
+                report.skip(problem or "invalid box", path.name)
+                continue
+            flags = {name: bool(det[name]) for name in OPENIMAGES_FLAGS if det.has_field(name)}
+            objects.append(ObjectBox(label, box, flags))
+        if objects:
+            records.append(ImageRecord(image_id, path, size, tuple(objects), "openimages"))
+    records.sort(key=lambda r: r.image_id)
+    got = collections_counter(r.objects[0].label for r in records)
+    short = {label: f"{got.get(label, 0)} of {n}" for label, n in asked.items() if got.get(label, 0) < n}
+    if short:
+        report.note(f"fewer images than asked for {len(short)} classes: {short}")
+    return finish_report(records, report, sum(len(r.objects) for r in records), stacklevel=3)

@@ -106,26 +106,24 @@ class Profile:
             raise ValueError(f"task must be 'objects' or 'actions', got {task!r}")
         return load_baseline(table[task][self.key(key)])
 
-    def object_grids(
-        self, n_grids: int, seed: int = 0, per_class: int = 10, download_dir: str | Path | None = None
-    ):
+    def object_grids(self, n_grids: int, seed: int = 0, download_dir: str | Path | None = None):
         """Grids of the object benchmark: ShapesWorld scenes (offline) or Open Images V6 (real).
 
-        Real: the protocol's 100 seen + 100 unseen classes through the FiftyOne zoo (downloaded once into
-        `download_dir`), `per_class` images per class as in the paper, four distinct classes per 448-px grid.
+        Real: the protocol's 100 seen + 100 unseen classes; `grids.plan_queries` sizes the zoo request to
+        what `n_grids` grids need (500 grids: 10 images per class, as in the paper; 16 grids: 64 classes,
+        one image each), the FiftyOne zoo fetches exactly those images (once, into `download_dir`), and the
+        grids are built from them alone, four distinct classes per 448-px grid.
         """
         if self.object_source == "shapesworld":
             return bench_grids("objects", "shapes", n_grids, seed)[0]
-        from .grids import build_grids, openimages_items, sample_per_label
+        from .grids import build_grids, openimages_items, plan_queries
         from .openimages import load_openimages_zoo
         from .protocol import load_seen_unseen_classes
 
         seen, unseen = load_seen_unseen_classes()
-        classes = sorted(seen | unseen)
-        records = load_openimages_zoo(classes, max_samples=per_class * len(classes), seed=seed,
-                                      download_dir=download_dir)  # fmt: skip
-        items = sample_per_label(openimages_items(records), per_class, seed)
-        return build_grids(items, n_grids, seed, REAL_CELL)
+        counts = plan_queries([seen, unseen], 4 * n_grids, seed)
+        records = load_openimages_zoo(counts, seed=seed, download_dir=download_dir)
+        return build_grids(openimages_items(records), n_grids, seed, REAL_CELL)
 
     def action_grids(self, n_grids: int, seed: int = 0, images: str | Path | None = None):
         """Grids of the action benchmark: ShapesWorld relations (offline) or HICO-DET test images (real).

@@ -13,10 +13,12 @@ raises an error that names the file and what to do.
 
 from __future__ import annotations
 
+import csv
 import math
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -227,3 +229,24 @@ def check_columns(fieldnames: Sequence[str] | None, required: Sequence[str], pat
             f"{path} lacks column(s) {', '.join(missing)} (found: {', '.join(fieldnames or ()) or 'no header'}); "
             f"{hint}"
         )
+
+
+@contextmanager
+def reading(path: Path, expected: str) -> Iterator[None]:
+    """Turn a text file that cannot be decoded or parsed into a ValueError that names the file.
+
+    Binary or truncated downloads otherwise surface as a bare ``UnicodeDecodeError`` or ``csv.Error``
+    that names no file.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text (undecodable byte at position {error.start}); expected {expected}. "
+            "The file may be binary, corrupted or truncated: download it again"
+        ) from error
+    except csv.Error as error:
+        raise ValueError(
+            f"{path} cannot be read as CSV ({error}); expected {expected}. The file may be corrupted: "
+            "download it again"
+        ) from error

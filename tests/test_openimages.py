@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers_data import OPENIMAGES, jpeg, needs_openimages
+from helpers_data import OPENIMAGES, OpenImagesZooStandIn, jpeg, needs_openimages
 from PIL import Image
 
 from clipcam_utils import openimages
@@ -93,11 +93,10 @@ def test_real_txt_labels_alone_are_reported_as_inverted(tmp_path: Path) -> None:
         shutil.copy(OPENIMAGES / "Apple" / f"{image_id}.jpg", tmp_path / "Apple")
         shutil.copy(OPENIMAGES / "Apple" / "Label" / f"{image_id}.txt", tmp_path / "Apple" / "Label")
     num_lines = sum(len((tmp_path / "Apple" / "Label" / f"{i}.txt").read_text().splitlines()) for i in ids)
-    with pytest.warns(LoadWarning, match="inverted box"):
-        records = load_openimages(tmp_path)
-    assert len(records) == 0
-    assert records.report.skipped["inverted box (xmax < xmin or ymax < ymin) in a label .txt"] == num_lines
-    assert records.report.skipped["image without labels in its Label/ folder"] == 3
+    with pytest.raises(
+        ValueError, match=f"no labelled image .*{num_lines} inverted box.*3 image without labels"
+    ):
+        load_openimages(tmp_path)
 
 
 # --- Open Images: fixtures in both layouts ---------------------------------------------------------------
@@ -251,7 +250,7 @@ def test_zoo_offline_fails_fast_with_a_clear_message(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(openimages, "_ZOO_PROBE_HOST", ("192.0.2.1", 9))
     start = time.monotonic()
     with pytest.raises(ZooUnavailableError, match=r"no internet.*load_openimages\(<folder>"):
-        load_openimages_zoo(["apple"], max_samples=5, probe_timeout=1.0)
+        load_openimages_zoo(["apple"], per_class=5, probe_timeout=1.0)
     assert time.monotonic() - start < 5
 
 
@@ -267,39 +266,40 @@ def test_zoo_download_failure_is_a_clear_message(monkeypatch: pytest.MonkeyPatch
         load_openimages_zoo("apple")
 
 
-def test_zoo_call_and_local_parse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zoo_root: Path) -> None:
+@pytest.mark.shared
+@needs_openimages
+@pytest.mark.usefixtures("fiftyone_db_dir")
+def test_zoo_request_is_sized_per_class_and_records_are_what_it_returned(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The zoo is asked for exactly the drawn images; extra files in the zoo folder change nothing."""
     import fiftyone as fo
-    import fiftyone.utils.openimages as fouo
-    import fiftyone.zoo as foz
 
-    calls = []
-
-    def fake_download(name, **kwargs):
-        calls.append((name, kwargs, fo.config.dataset_zoo_dir))
-        target = Path(fo.config.dataset_zoo_dir) / name
-        shutil.copytree(zoo_root, target)
-        return None, str(target)
-
+    zoo = OpenImagesZooStandIn()
+    zoo.install(monkeypatch)
     previous = fo.config.dataset_zoo_dir
-    monkeypatch.setattr(openimages, "_can_reach", lambda host, timeout: True)
-    monkeypatch.setattr(
-        fouo, "get_classes", lambda version, dataset_dir=None: ["Apple", "Dairy", "Ice cream"]
-    )
-    monkeypatch.setattr(foz, "download_zoo_dataset", fake_download)
-    records = load_openimages_zoo(
-        ["apple", "ICE CREAM"], max_samples=7, seed=5, download_dir=tmp_path / "zoo"
-    )
-    name, kwargs, zoo_dir = calls[0]
-    assert name == "open-images-v6" and zoo_dir == str(tmp_path / "zoo")
-    assert kwargs == {
-        "split": "validation",
-        "label_types": ["detections"],
-        "classes": ["Apple", "Ice cream"],
-        "max_samples": 7,
-        "seed": 5,
-        "shuffle": True,
-    }
+    records = load_openimages_zoo({"apple": 3, "Orange": 2}, seed=5, download_dir=tmp_path / "zoo")
     assert fo.config.dataset_zoo_dir == previous
-    assert [(r.image_id, r.labels) for r in records] == [("img1", ("apple", "ice cream"))]
-    with pytest.raises(ValueError, match="did you mean 'apple'"):
+    kinds = [kind for kind, _ in zoo.calls]
+    assert kinds == ["download", "load"]  # the annotations once, then exactly the drawn images
+    asked = zoo.calls[1][1]["image_ids"]
+    assert len(asked) == 5 and sorted(r.image_id for r in records) == sorted(asked)
+    assert [r.objects[0].label for r in records].count("apple") == 3
+    assert all(len({o.label for o in r.objects}) == 1 for r in records)
+    for r in records:  # the real boxes, in pixels
+        assert r.size == Image.open(r.image_path).size and all(
+            0 <= b <= max(r.size) for o in r.objects for b in o.box
+        )
+    # Another machine whose zoo folder holds many more images (another notebook downloaded them).
+    other = tmp_path / "other" / "open-images-v6" / "validation" / "data"
+    other.mkdir(parents=True)
+    for path in sorted((OPENIMAGES / "Apple").glob("*.jpg")) + sorted((OPENIMAGES / "Orange").glob("*.jpg")):
+        shutil.copy(path, other / path.name)
+    again = load_openimages_zoo({"apple": 3, "Orange": 2}, seed=5, download_dir=tmp_path / "other")
+    assert [(r.image_id, r.objects) for r in again] == [(r.image_id, r.objects) for r in records]
+    assert [r.image_id for r in load_openimages_zoo({"apple": 3, "Orange": 2}, seed=6,
+                                                    download_dir=tmp_path / "zoo")] != [r.image_id for r in records]  # fmt: skip
+    with pytest.raises(ValueError, match="did you mean .*'apple'"):
         load_openimages_zoo(["aple"])
+    with pytest.raises(ValueError, match="positive integer"):
+        load_openimages_zoo({"apple": 0})
