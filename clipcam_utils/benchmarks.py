@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import torch
 from . import shapesworld as sw
 from .baselines import Classifier, grid_baseline_maps
 from .cams import clipcam
+from .data_paths import default_data_root
 from .evaluation import PAPER_PROTOCOL, Protocol, ResultHook, run_grid_benchmark, summarize
 from .grids import (
     Grid,
@@ -38,7 +38,6 @@ from .grids import (
     single_image_grids,
 )
 from .models import ClipModel
-from .profiles import HICODET_ENV, shared_data_dir
 
 BENCH_KINDS = ("objects", "actions", "single")
 BENCH_DATA = ("shapes", "openimages", "hicodet")
@@ -167,17 +166,6 @@ def shapes_quality_table(
 # ---------------------------------------------------------------------------------------------- bench
 
 
-def default_data_root(data: str) -> Path:
-    """Where the real data is looked for when no root is given, by the same rule as `profiles`.
-
-    The real-data folder is ``$CLIPCAM_SHARED_DATA`` if set, else ``../shared/data`` next to the project
-    (`profiles.shared_data_dir`); for HICO-DET, ``$CLIPCAM_HICODET`` (the annotation file) wins if set.
-    """
-    if data == "hicodet" and os.environ.get(HICODET_ENV):
-        return Path(os.environ[HICODET_ENV]).expanduser()
-    return shared_data_dir() / {"openimages": "openimages_v6_val_subset", "hicodet": "hicodet"}[data]
-
-
 def shapes_action_items(n_grids: int, seed: int = 0, cell_size: int = SHAPES_CELL) -> list:
     """ShapesWorld relation items (relations play actions, the object's class plays HICO-DET's object)."""
     per_relation = math.ceil(4 * n_grids / len(sw.RELATIONS)) + 4
@@ -186,11 +174,10 @@ def shapes_action_items(n_grids: int, seed: int = 0, cell_size: int = SHAPES_CEL
 
 
 def _hicodet_records(root: Path, images: Path | None):
-    from .datasets import load_hicodet
+    from .hicodet import load_hicodet
 
-    return load_hicodet(
-        root, image_dir=images if images is not None else (root if root.is_dir() else root.parent)
-    )
+    # No --images: the loader finds the official images/test2015/ from the annotations itself.
+    return load_hicodet(root, image_dir=images)
 
 
 def bench_grids(
@@ -231,7 +218,7 @@ def bench_grids(
     if data == "openimages":
         if kind == "actions":
             raise ValueError("Open Images has no actions; use --data hicodet (or shapes) for action grids")
-        from .datasets import load_openimages
+        from .openimages import load_openimages
 
         items = openimages_items(load_openimages(root))
         labels = sorted({it.label for it in items})
@@ -326,9 +313,23 @@ class BenchRun:
     weights: str = ""
 
     @property
+    def kind(self) -> str:
+        """ "baseline" for a supervised classifier, "clip" for CLIPCAM and its randomized copies."""
+        return "baseline" if "baseline" in self.method else "clip"
+
+    @property
     def slug(self) -> str:
-        text = f"{self.model}-{self.cam}".lower().replace("+", "plus")
+        """File-name part of the run: method, model and CAM, so that the CLIP `ViT-B-16` and the
+        baseline `vit_b_16` never share records ("clipcam-vit-b-16-gradcam", "imagenet-baseline-vit-b-16-gradcam")."""
+        text = f"{self.method}-{self.model}-{self.cam}".lower().replace("+", "plus")
         return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+    @property
+    def field(self) -> str:
+        """The run's FiftyOne prediction field (`fiftyone_export.prediction_field`, with the kind)."""
+        from .fiftyone_export import prediction_field
+
+        return prediction_field(self.model, self.cam, kind=self.kind)
 
 
 def bench_runs(
@@ -357,6 +358,8 @@ def bench_runs(
         clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta
         method = "seen-only baseline" if clf.name.startswith("shapes-") else "ImageNet baseline"
+        if clf.name.endswith("-finetuned"):
+            method = "fine-tuned baseline"
         runs.append(
             BenchRun(
                 method, clf.name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol), weights_id(clf)
@@ -385,7 +388,7 @@ def run_bench(
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:  # fmt: skip
     """Run every `BenchRun` on the same grids; return the summary rows and each run's records.
 
-    With `out`, each run appends its records to `<out>/<kind>-<data>-<model>-<cam>.csv` as it goes and
+    With `out`, each run appends its records to `<out>/<kind>-<data>-<run.slug>.csv` as it goes and
     stores its settings next to it (`.json`, including the checkpoint's `weights_id`); rerunning the same
     command with the same checkpoints resumes, a different command or retrained weights on the same folder is
     refused.

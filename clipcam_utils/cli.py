@@ -221,10 +221,10 @@ def cmd_bench(args) -> int:
         print(format_table(cam_table(rows)))
     rows.to_csv(out / f"summary-{args.kind}-{args.data}.csv", index=False)
     print(
-        f"records: {out}/{args.kind}-{args.data}-<model>-<cam>.csv; summary: {out}/summary-{args.kind}-{args.data}.csv"
+        f"records: {out}/{args.kind}-{args.data}-<method>-<model>-<cam>.csv; summary: {out}/summary-{args.kind}-{args.data}.csv"
     )
     if args.fiftyone:
-        from .fiftyone_export import add_grid_predictions, grids_to_dataset, prediction_field
+        from .fiftyone_export import add_grid_predictions, grids_to_dataset
 
         dataset = grids_to_dataset(grids, args.fiftyone, out / "grids" / f"{args.kind}-{args.data}", args.data,
                                    overwrite=True)  # fmt: skip
@@ -236,10 +236,10 @@ def cmd_bench(args) -> int:
                 png = maps_root / run.slug / f"g{int(gid):05d}-c{int(cell)}.png"
                 if png.exists():
                     maps[(int(gid), int(cell))] = png
-            add_grid_predictions(dataset, prediction_field(run.model, run.cam), df, maps,
+            add_grid_predictions(dataset, run.field, df, maps,
                                  heatmap_dir=out / "fiftyone-heatmaps")  # fmt: skip
         print(f"FiftyOne dataset {dataset.name!r}: {len(dataset)} samples, predictions in "
-              f"{', '.join(prediction_field(r.model, r.cam) for r in runs)}")  # fmt: skip
+              f"{', '.join(r.field for r in runs)}")  # fmt: skip
     return 0
 
 
@@ -347,7 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)
     add_perf_parser(sub)
+    add_finetune_parser(sub)
     return parser
+
+
+def add_finetune_parser(sub) -> None:
+    """`finetune-actions`: the paper's fine-tuned action baselines (see finetune.py)."""
+    from . import finetune
+
+    p = sub.add_parser("finetune-actions", help="fine-tune an ImageNet classifier on HICO-DET's seen actions "
+                       "(the Table 3 baselines); resumable")  # fmt: skip
+    finetune.add_arguments(p)
+    p.set_defaults(func=finetune.run)
 
 
 def add_perf_parser(sub) -> None:

@@ -88,7 +88,7 @@ class Protocol:
 
     def text(self, label: str, obj: str | None = None) -> str:
         """The query text for a label (and an action's object)."""
-        from .shapesworld import object_caption
+        from .prompts import object_caption
 
         template = self.prompt
         if "{object}" in template:

@@ -74,13 +74,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from clipcam_utils.boxes import Box, to_relative_xywh, union_box
-from clipcam_utils.datasets import (
-    ImageRecord,
-    InteractionRecord,
-    class_split,
-    is_seen_action,
-    verb_to_ing,
-)
+from clipcam_utils.prompts import verb_to_ing
+from clipcam_utils.protocol import class_split, is_seen_action
+from clipcam_utils.records import ImageRecord, InteractionRecord
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -186,13 +182,17 @@ def _slug(text: str, joiner: str) -> str:
     return joiner.join(words)
 
 
-def prediction_field(model: str, cam: str = "gradcam") -> str:
+def prediction_field(model: str, cam: str = "gradcam", kind: str = "clip") -> str:
     """Prediction field name ``clipcam_<model>_<cam>``: ("ViT-B/16", "Grad-CAM++") ->
-    "clipcam_vit_b_16_gradcamplusplus"."""
+    "clipcam_vit_b_16_gradcamplusplus"; a supervised baseline (`kind="baseline"`) gets
+    ``clipcam_baseline_<model>_<cam>``, so that the baseline `vit_b_16` never shares the CLIP `ViT-B-16`'s field."""
     model_slug, cam_slug = _slug(model, "_"), _slug(cam, "")
     if not model_slug or not cam_slug:
         raise ValueError(f"model and cam need letters or digits, got model={model!r}, cam={cam!r}")
-    return f"{PREDICTION_PREFIX}{model_slug}_{cam_slug}"
+    if kind not in ("clip", "baseline"):
+        raise ValueError(f"kind must be 'clip' or 'baseline', got {kind!r}")
+    middle = "baseline_" if kind == "baseline" else ""
+    return f"{PREDICTION_PREFIX}{middle}{model_slug}_{cam_slug}"
 
 
 def heatmap_field(field: str) -> str:
@@ -329,7 +329,7 @@ def records_to_dataset(
         if not isinstance(record, ImageRecord | InteractionRecord):
             raise TypeError(
                 f"records[{index}] is a {type(record).__name__}; expected ImageRecord or InteractionRecord "
-                "from clipcam_utils.datasets"
+                "from clipcam_utils.records"
             )
     samples = [_record_to_sample(fo, record) for record in records]
     dataset = fo.Dataset(full_name, persistent=persistent, overwrite=overwrite)
