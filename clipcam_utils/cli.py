@@ -33,20 +33,57 @@ def _load(args):
     )
 
 
+OVERLAY_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_overlay_path(out: str | Path) -> Path:
+    """Refuse, before anything is computed, an overlay path that cannot be written (folder, extension, rights)."""
+    path = Path(out).expanduser()
+    supported = ", ".join(OVERLAY_FORMATS)
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        raise ValueError(f"--out {out} is a folder; give a file name such as {path / 'overlay.png'}")
+    if path.suffix.lower() not in OVERLAY_FORMATS:
+        what = f"unknown extension {path.suffix!r}" if path.suffix else "no file extension"
+        raise ValueError(f"--out {out} has {what}; supported: {supported}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+    import tempfile
+
+    try:  # the only reliable test (root, read-only mounts, ACLs): create a file there
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".clipcam-write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"--out {out}: cannot write in {parent} ({err.strerror or err}); choose another --out"
+        ) from err
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"--out {out} exists and is not writable; choose another --out")
+    return path
+
+
 def cmd_localize(args) -> int:
-    """Localize TEXT in IMAGE; write the overlay and print the result as JSON."""
+    """Localize TEXT in IMAGE; print the result as JSON, then write the overlay."""
     from .cams import localize
     from .plots import heatmap_overlay
 
+    out = check_overlay_path(args.out) if args.out else None  # before the model runs, not after
     clip = _load(args)
     result = localize(clip, args.image, args.text, cam=args.cam, beta=args.beta)
     payload = {"image": str(args.image), "model": clip.name, **result.to_json()}
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        heatmap_overlay(args.image, result.saliency, result.box).save(out)
+    if out is not None:
         payload["overlay"] = str(out)
-    print(json.dumps(payload))
+    print(json.dumps(payload), flush=True)  # the result is out before anything can fail writing files
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            heatmap_overlay(args.image, result.saliency, result.box).save(out)
+        except OSError as err:
+            raise ValueError(
+                f"the overlay could not be written to {out} ({err}); the result above is complete"
+            ) from err
     return 0
 
 
@@ -344,12 +381,22 @@ def add_perf_parser(sub) -> None:
     p.set_defaults(func=perf.run)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr (`warning: ...`), without the source line Python adds."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for "resume with" hints
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No pretrained weights loaded")
+            warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except (
         FileNotFoundError,
         IsADirectoryError,
