@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -217,6 +218,7 @@ def cmd_bench(args) -> int:
     from .benchmarks import bench_grids, bench_runs, run_bench
     from .cams import CAM_METHODS
     from .evaluation import cam_table, format_table, paper_table
+    from .runfiles import RunLock, merge_summary
 
     protocol = _bench_protocol(args)
     cams = list(CAM_METHODS) if args.cam == ["all"] else args.cam
@@ -225,47 +227,79 @@ def cmd_bench(args) -> int:
         raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
     runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device)
     out = Path(args.out)
-    hook = _heatmap_saver(out / "heatmaps" / f"{args.kind}-{args.data}") if args.fiftyone else None
-    rows, records = run_bench(runs, grids, args.kind, args.data, args.seed, protocol, out,
-                              progress=not args.no_progress, on_result=hook)  # fmt: skip
-    shapes_models = all(m.startswith("shapes-") for m in args.model)
-    if args.data == "shapes":
-        label = "ShapesWorld figures, not the paper's"
-    elif shapes_models:
-        label = "PIPELINE RUN on real data with the offline ShapesWorld models: not the paper's figures"
-    else:
-        label = "real data"
-    paper = type(protocol)(prompt="{}" if _is_action_bench(args) else "a photo of a {}").options()
-    changed = {k: v for k, v in protocol.options().items() if v != paper[k]}
-    print(f"bench {args.kind} --data {args.data}: {what}")
-    print(f"protocol: paper's description{'' if not changed else ' with ' + str(changed)}; {label}")
-    table = paper_table(rows, args.kind)
-    print(format_table(table))
-    if len(cams) > 1:
-        print("\nmIoU (all) by CAM method (Table 2 layout):")
-        print(format_table(cam_table(rows)))
-    rows.to_csv(out / f"summary-{args.kind}-{args.data}.csv", index=False)
-    print(
-        f"records: {out}/{args.kind}-{args.data}-<model>-<cam>.csv; summary: {out}/summary-{args.kind}-{args.data}.csv"
-    )
-    if args.fiftyone:
-        from .fiftyone_export import add_grid_predictions, grids_to_dataset, prediction_field
-
-        dataset = grids_to_dataset(grids, args.fiftyone, out / "grids" / f"{args.kind}-{args.data}", args.data,
-                                   overwrite=True)  # fmt: skip
-        maps_root = out / "heatmaps" / f"{args.kind}-{args.data}"
-        for run in runs:
-            df = records[run.slug]
-            maps = {}
-            for gid, cell in zip(df.grid_id, df.cell, strict=True):
-                png = maps_root / run.slug / f"g{int(gid):05d}-c{int(cell)}.png"
-                if png.exists():
-                    maps[(int(gid), int(cell))] = png
-            add_grid_predictions(dataset, prediction_field(run.model, run.cam), df, maps,
-                                 heatmap_dir=out / "fiftyone-heatmaps")  # fmt: skip
-        print(f"FiftyOne dataset {dataset.name!r}: {len(dataset)} samples, predictions in "
-              f"{', '.join(prediction_field(r.model, r.cam) for r in runs)}")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # held from the first record to the last FiftyOne write
+        dataset = _fiftyone_target(args, grids, runs, out) if args.fiftyone else None
+        hook = _heatmap_saver(out / "heatmaps" / f"{args.kind}-{args.data}") if args.fiftyone else None
+        try:
+            rows, records = run_bench(runs, grids, args.kind, args.data, args.seed, protocol, out,
+                                      progress=not args.no_progress, on_result=hook)  # fmt: skip
+        except KeyboardInterrupt:
+            return _interrupted(args, runs, out)
+        shapes_models = all(m.startswith("shapes-") for m in args.model)
+        if args.data == "shapes":
+            label = "ShapesWorld figures, not the paper's"
+        elif shapes_models:
+            label = "PIPELINE RUN on real data with the offline ShapesWorld models: not the paper's figures"
+        else:
+            label = "real data"
+        paper = type(protocol)(prompt="{}" if _is_action_bench(args) else "a photo of a {}").options()
+        changed = {k: v for k, v in protocol.options().items() if v != paper[k]}
+        print(f"bench {args.kind} --data {args.data}: {what}")
+        print(f"protocol: paper's description{'' if not changed else ' with ' + str(changed)}; {label}")
+        table = paper_table(rows, args.kind)
+        print(format_table(table))
+        if len(cams) > 1:
+            print("\nmIoU (all) by CAM method (Table 2 layout):")
+            print(format_table(cam_table(rows)))
+        summary = out / f"summary-{args.kind}-{args.data}.csv"
+        _, kept = merge_summary(summary, rows)  # other runs' rows in this folder are kept, never replaced
+        merged = f" (merged with {kept} row(s) of earlier runs in this folder)" if kept else ""
+        print(f"records: {out}/{args.kind}-{args.data}-<model>-<cam>.csv; summary: {summary}{merged}")
+        if dataset is not None:
+            _write_fiftyone(args, dataset, runs, records, out)
     return 0
+
+
+def _interrupted(args, runs, out: Path) -> int:
+    """Ctrl-C: say what is safe on disk and the command that resumes; exit code 130."""
+    from .runfiles import count_records
+
+    files = [out / f"{args.kind}-{args.data}-{run.slug}.csv" for run in runs]
+    safe = sum(count_records(f) for f in files)
+    prog = "clipcam" if Path(sys.argv[0]).name == "clipcam" else "python -m clipcam_utils"
+    print(f"interrupted: {safe} record(s) are safe in {out}/{args.kind}-{args.data}-*.csv; resume with: "
+          f"{prog} {shlex.join(args.argv)}", file=sys.stderr, flush=True)  # fmt: skip
+    return 130
+
+
+def _fiftyone_target(args, grids, runs, out: Path):
+    """The FiftyOne dataset of this run, checked before anything is computed (nothing replaced unasked)."""
+    from .fiftyone_export import open_grid_dataset, prediction_field
+
+    fields = [prediction_field(run.model, run.cam) for run in runs]
+    dataset, notes = open_grid_dataset(grids, args.fiftyone, out / "grids" / f"{args.kind}-{args.data}",
+                                       args.data, fields, overwrite=args.overwrite)  # fmt: skip
+    for note in notes:
+        print(f"FiftyOne: {note}", flush=True)
+    return dataset
+
+
+def _write_fiftyone(args, dataset, runs, records, out: Path) -> None:
+    from .fiftyone_export import add_grid_predictions, database_location, prediction_field
+
+    maps_root = out / "heatmaps" / f"{args.kind}-{args.data}"
+    for run in runs:
+        df = records[run.slug]
+        maps = {}
+        for gid, cell in zip(df.grid_id, df.cell, strict=True):
+            png = maps_root / run.slug / f"g{int(gid):05d}-c{int(cell)}.png"
+            if png.exists():
+                maps[(int(gid), int(cell))] = png
+        add_grid_predictions(dataset, prediction_field(run.model, run.cam), df, maps,
+                             heatmap_dir=out / "fiftyone-heatmaps")  # fmt: skip
+    print(f"FiftyOne dataset {dataset.name!r} ({database_location()}): {len(dataset)} samples, predictions in "
+          f"{', '.join(prediction_field(r.model, r.cam) for r in runs)}")  # fmt: skip
 
 
 def add_bench_parser(sub) -> None:
@@ -299,6 +333,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--fiftyone", default=None, metavar="NAME",
                    help="write grids, predictions, heatmaps and IoU to the FiftyOne dataset clipcam-NAME")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --fiftyone: replace this run's fields (or a dataset of other grids) if they exist")  # fmt: skip
     g = p.add_argument_group(
         "protocol (default: the paper's description; each flag = one official-code choice)"
     )

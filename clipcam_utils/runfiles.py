@@ -22,6 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 LOCK_NAME = ".clipcam-run.lock"
+_HELD: dict[
+    Path, int
+] = {}  # locks this process holds, with their nesting depth (a command, then its API calls)
 
 
 class RecordsRepairedWarning(UserWarning):
@@ -64,6 +67,10 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock or raise RuntimeError naming the run that holds it."""
+        self.path = self.path.resolve()
+        if _HELD.get(self.path):
+            _HELD[self.path] += 1
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.owner)
         for _ in range(3):
@@ -78,6 +85,7 @@ class RunLock:
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(text)
+            _HELD[self.path] = 1
             return self
         raise RuntimeError(f"could not take the lock {self.path}; another run keeps taking it, try again")
 
@@ -109,7 +117,12 @@ class RunLock:
         warnings.warn(note, RuntimeWarning, stacklevel=4)
 
     def release(self) -> None:
-        """Remove the lock if it is still ours."""
+        """Remove the lock if it is still ours (and this is the outermost holder in this process)."""
+        depth = _HELD.get(self.path, 0)
+        if depth > 1:
+            _HELD[self.path] = depth - 1
+            return
+        _HELD.pop(self.path, None)
         if (self._holder() or {}).get("pid") == self.owner["pid"]:
             try:
                 self.path.unlink()
