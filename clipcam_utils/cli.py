@@ -71,6 +71,10 @@ def cmd_localize(args) -> int:
     from .plots import heatmap_overlay
 
     out = check_overlay_path(args.out) if args.out else None  # before the model runs, not after
+    if out is not None and Path(str(args.image)).exists() and out.resolve() == Path(args.image).resolve():
+        raise ValueError(
+            f"--out {args.out} is the input image; the overlay would replace it. Choose another name"
+        )
     clip = _load(args)
     result = localize(clip, args.image, args.text, cam=args.cam, beta=args.beta)
     payload = {"image": str(args.image), "model": clip.name, **result.to_json()}
@@ -227,6 +231,8 @@ def cmd_bench(args) -> int:
         raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
     runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; bench writes a folder of records, so give a folder path")
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):  # held from the first record to the last FiftyOne write
         dataset = _fiftyone_target(args, grids, runs, out) if args.fiftyone else None
@@ -446,6 +452,14 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if isinstance(err, (FileNotFoundError, IsADirectoryError, ValueError, WeightsUnavailableError)) \
             else " (if this looks like a bug, rerun with CLIPCAM_DEBUG=1 for the traceback)"  # fmt: skip
         print(f"error: {err}{hint}", file=sys.stderr)
+        return 2
+    except (
+        OSError
+    ) as err:  # permissions, full disks, files where folders should be: a message, not a traceback
+        if os.environ.get("CLIPCAM_DEBUG"):
+            raise
+        print(f"error: {err} (check the path and its permissions; CLIPCAM_DEBUG=1 shows the traceback)",
+              file=sys.stderr)  # fmt: skip
         return 2
 
 

@@ -64,6 +64,8 @@ def unknown_words_message(tokenizer: object, text: str) -> str | None:
         return None
     words = list(dict.fromkeys(re.findall(r"[^\W_]+(?:'[^\W_]+)*", text.lower())))
     unknown = [w for w in words if check(w)]
+    if not words and check(text):  # no words at all, only symbols the model never saw
+        return f"the model knows none of the tokens of {text!r} (all read as <unk>): the result says nothing"
     if not unknown:
         return None
     names = ", ".join(repr(w) for w in unknown)

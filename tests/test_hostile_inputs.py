@@ -353,3 +353,34 @@ def test_bench_fiftyone_never_replaces_data_unasked(tmp_path, capsys, request) -
     rc, _, err = _bench(capsys, *other)  # other grids under the same name: refused
     assert rc == 2 and "already exists with other samples" in err and vit in err
     assert fo.load_dataset(f"clipcam-{name}").info["mine"] == "keep me"
+
+
+def test_overlay_never_replaces_the_input_image(tmp_path, capsys) -> None:
+    image = tmp_path / "photo.png"
+    explorer_scene(0).image.save(image)
+    before = image.read_bytes()
+    assert cli.main(["localize", str(image), "a red star", "--out", str(image)]) == 2
+    assert "is the input image" in capsys.readouterr().err and image.read_bytes() == before
+
+
+def test_bench_out_that_is_a_file_or_unwritable_is_a_message(tmp_path, capsys) -> None:
+    target = tmp_path / "results.csv"
+    target.write_text("mine\n")
+    rc, _, err = _bench(capsys, "objects", "--grids", "1", "--out", str(target))
+    assert rc == 2 and "is a file" in err and target.read_text() == "mine\n"
+    rc, _, err = _bench(capsys, "objects", "--grids", "1", "--out", "/proc/clipcam-bench")
+    assert rc == 2 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_a_text_of_symbols_only_is_flagged(clip) -> None:
+    message = unknown_words_message(clip.tokenizer, "§§ ¤¤")
+    assert message is not None and "knows none of the tokens" in message
+
+
+def test_unreadable_settings_are_a_message(tmp_path) -> None:
+    out = tmp_path / "run.csv"
+    run_grid_benchmark(_perfect, _grids(1), 0.5, out=out, progress=False)
+    (tmp_path / "run.protocol.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"run\.protocol\.json is not readable JSON settings.*restore it"):
+        run_grid_benchmark(_perfect, _grids(1), 0.5, out=out, progress=False)
+    assert len(pd.read_csv(out)) == 4
