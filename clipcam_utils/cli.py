@@ -464,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     ) as err:
         if os.environ.get("CLIPCAM_DEBUG"):
             raise
-        hint = "" if isinstance(err, (FileNotFoundError, IsADirectoryError, ValueError, WeightsUnavailableError)) \
+        from .runfiles import FolderLockedError
+
+        hint = "" if isinstance(err, (FileNotFoundError, IsADirectoryError, ValueError, WeightsUnavailableError,
+                                      FolderLockedError)) \
             else " (if this looks like a bug, rerun with CLIPCAM_DEBUG=1 for the traceback)"  # fmt: skip
         print(f"error: {err}{hint}", file=sys.stderr)
         return 2

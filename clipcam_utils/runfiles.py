@@ -27,6 +27,10 @@ _HELD: dict[
 ] = {}  # locks this process holds, with their nesting depth (a command, then its API calls)
 
 
+class FolderLockedError(RuntimeError):
+    """Another run is writing to this run folder or records file."""
+
+
 class RecordsRepairedWarning(UserWarning):
     """A records file was changed on resume (bad lines quarantined, failed queries dropped for a retry)."""
 
@@ -46,6 +50,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _command() -> str:
+    """This process's command line, as the user typed it where it can be told (`python -m clipcam_utils ...`)."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(os.path.join("clipcam_utils", "__main__.py")):
+        argv[0] = "python -m clipcam_utils"
+    return " ".join(argv)
+
+
 class RunLock:
     """Exclusive right to write a run folder (or one records file), held as `<target>/.clipcam-run.lock`.
 
@@ -57,7 +69,7 @@ class RunLock:
         target = Path(target)
         self.path = target / LOCK_NAME if target.is_dir() else target.with_name(target.name + ".lock")
         self.owner = {"pid": os.getpid(), "host": socket.gethostname(),
-                      "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}  # fmt: skip
+                      "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": _command()}  # fmt: skip
 
     def _holder(self) -> dict | None:
         try:
@@ -87,7 +99,9 @@ class RunLock:
                 f.write(text)
             _HELD[self.path] = 1
             return self
-        raise RuntimeError(f"could not take the lock {self.path}; another run keeps taking it, try again")
+        raise FolderLockedError(
+            f"could not take the lock {self.path}; another run keeps taking it, try again"
+        )
 
     def _mtime(self) -> float:
         try:
@@ -101,11 +115,11 @@ class RunLock:
             pid, host = int(holder.get("pid", -1)), holder.get("host", "")
             who = f"PID {pid} on {host}, started {holder.get('started', '?')}: {holder.get('command', '?')}"
             if host != self.owner["host"]:
-                raise RuntimeError(f"{where} is being written by another run ({who}); it runs on another host, so "
+                raise FolderLockedError(f"{where} is being written by another run ({who}); it runs on another host, so "
                                    f"this one cannot check it. Wait for it, choose another --out, or remove "
                                    f"{self.path} if that run is gone")  # fmt: skip
             if _alive(pid):
-                raise RuntimeError(f"{where} is being written by another run ({who}); two writers would "
+                raise FolderLockedError(f"{where} is being written by another run ({who}); two writers would "
                                    f"duplicate records. Wait for it to finish or choose another --out")  # fmt: skip
             note = f"took over the stale lock {self.path} of PID {pid} (no longer running; started {holder.get('started', '?')})"
         else:

@@ -384,3 +384,16 @@ def test_unreadable_settings_are_a_message(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"run\.protocol\.json is not readable JSON settings.*restore it"):
         run_grid_benchmark(_perfect, _grids(1), 0.5, out=out, progress=False)
     assert len(pd.read_csv(out)) == 4
+
+
+def test_bench_into_a_folder_another_run_writes_is_refused(tmp_path, capsys) -> None:
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": writer.pid, "host": socket.gethostname(),
+                                                      "started": "now", "command": "bench objects"}))  # fmt: skip
+        rc, _, err = _bench(capsys, "objects", "--grids", "1", "--out", str(tmp_path))
+    finally:
+        writer.kill()
+        writer.wait()
+    assert rc == 2 and f"PID {writer.pid}" in err and "looks like a bug" not in err
+    assert not list(tmp_path.glob("*.csv"))  # nothing written
