@@ -163,7 +163,7 @@ def _problem(row: dict[str, str]) -> str | None:
             number = float(value)
         except ValueError:
             return f"{name} {value!r} is not a whole number" if value else f"{name} is missing"
-        if number != int(number) or number < 0:
+        if not math.isfinite(number) or number != int(number) or number < 0:
             return f"{name} {value!r} is not a whole number >= 0"
     iou = row["iou"].strip()
     try:
@@ -216,6 +216,11 @@ def read_records(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
         header = next(csv.reader([header_text]))
     except (UnicodeDecodeError, csv.Error, StopIteration):
         header = []
+    if torn and len(lines) == 1 and ",".join(columns).startswith(lines[0].decode("utf-8", "replace")):
+        path.write_bytes(b"")  # killed while writing the header: nothing was recorded yet
+        warnings.warn(f"{path}: cut a header torn by a stopped run (no records were in the file)",
+                      RecordsRepairedWarning, stacklevel=4)  # fmt: skip
+        return pd.DataFrame(columns=list(columns))
     missing = [c for c in columns if c not in header]
     if missing or (torn and len(lines) == 1):
         raise ValueError(f"{path} line 1 is not a records header (missing columns {missing}), so this is not a "
@@ -231,13 +236,13 @@ def read_records(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
             bad.append((number, "torn last line (no newline: a run stopped while writing it)", lines[i]))
             break
         try:
-            text = [line.decode("utf-8") for line in lines[i : i + 1]]
+            first = lines[i].decode("utf-8")
         except UnicodeDecodeError:
             bad.append((number, "not UTF-8 text", lines[i]))
             i += 1
             continue
         # A quoted field may span lines: read one record, which may take several physical lines.
-        reader = csv.reader(_decoded(lines, i, text[0], torn))
+        reader = csv.reader(_decoded(lines, i, first, torn))
         try:
             fields = next(reader)
             used = reader.line_num

@@ -397,3 +397,19 @@ def test_bench_into_a_folder_another_run_writes_is_refused(tmp_path, capsys) -> 
         writer.wait()
     assert rc == 2 and f"PID {writer.pid}" in err and "looks like a bug" not in err
     assert not list(tmp_path.glob("*.csv"))  # nothing written
+
+
+def test_infinite_ids_and_a_torn_header_are_handled(tmp_path) -> None:
+    out = tmp_path / "run.csv"
+    run_grid_benchmark(_perfect, _grids(1), 0.5, out=out, progress=False)
+    lines = out.read_text().splitlines()
+    out.write_text(
+        "\n".join([*lines, "inf," + lines[1].split(",", 1)[1], "nan," + lines[2].split(",", 1)[1]]) + "\n"
+    )
+    with pytest.warns(RecordsRepairedWarning, match=r"line 6: grid_id 'inf' is not a whole number >= 0"):
+        assert len(run_grid_benchmark(_perfect, _grids(1), 0.5, out=out, progress=False)) == 4
+    torn = tmp_path / "torn.csv"
+    torn.write_text(",".join(RECORD_COLUMNS)[:20])  # killed while writing the header
+    with pytest.warns(RecordsRepairedWarning, match="cut a header torn"):
+        assert len(run_grid_benchmark(_perfect, _grids(1), 0.5, out=torn, progress=False)) == 4
+    assert list(pd.read_csv(torn).columns) == RECORD_COLUMNS
