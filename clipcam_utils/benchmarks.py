@@ -28,7 +28,7 @@ from . import shapesworld as sw
 from .baselines import Classifier, grid_baseline_maps
 from .cams import clipcam
 from .data_paths import default_data_root
-from .evaluation import PAPER_PROTOCOL, Protocol, ResultHook, run_grid_benchmark, summarize
+from .evaluation import PAPER_PROTOCOL, Protocol, ResultHook, resolved_settings, run_grid_benchmark, summarize
 from .grids import (
     Grid,
     build_action_grids,
@@ -38,6 +38,7 @@ from .grids import (
     single_image_grids,
 )
 from .models import ClipModel
+from .runfiles import RunLock
 
 BENCH_KINDS = ("objects", "actions", "single")
 BENCH_DATA = ("shapes", "openimages", "hicodet")
@@ -369,8 +370,13 @@ def bench_runs(
 
 
 def _manifest(path: Path, settings: dict) -> None:
+    settings = resolved_settings(settings)  # `--beta 0.2` is the same run as the default beta 0.2
     if path.exists():
-        before = json.loads(path.read_text())
+        try:
+            before = resolved_settings(json.loads(path.read_text()))
+        except ValueError as err:
+            raise ValueError(f"{path} is not readable JSON ({err}); it records how this run was made, so "
+                             "restore it or choose another --out") from err  # fmt: skip
         if before != settings:
             changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
             raise ValueError(
@@ -393,6 +399,18 @@ def run_bench(
     command with the same checkpoints resumes, a different command or retrained weights on the same folder is
     refused.
     """
+    if out is None:
+        return _run_all(runs, grids, kind, data, seed, protocol, None, progress, on_result)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with RunLock(Path(out)):  # one writer per run folder: two would duplicate records and race on summaries
+        return _run_all(runs, grids, kind, data, seed, protocol, Path(out), progress, on_result)
+
+
+def _run_all(
+    runs: Sequence[BenchRun], grids: Sequence[Grid], kind: str, data: str, seed: int, protocol: Protocol,
+    out: Path | None, progress: bool, on_result: Callable[[BenchRun], ResultHook | None] | None,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:  # fmt: skip
+    """The body of `run_bench` (the caller holds the folder's lock)."""
     rows, records = [], {}
     for run in runs:
         path = None

@@ -37,8 +37,9 @@ from torch import nn
 from .boxes import Box, resize_saliency, saliency_to_box, validate_beta
 from .device import suggest_batch_size
 from .gradients import Route, route_for, score_and_gradients
-from .images import load_image
+from .images import load_image, original_size, to_original_pixels
 from .models import ClipModel, ViTTokensToMap
+from .tokenizers import warn_unknown_words
 
 # The seven methods of the paper's Table 2, in its order.
 CAM_METHODS: dict[str, type[BaseCAM]] = {
@@ -245,6 +246,7 @@ def clipcam_with_scores(
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive integer or None (automatic), got {batch_size!r}")
+    warn_unknown_words(clip.tokenizer, txts, stacklevel=4)  # a text the model cannot read gets a warning
     text_emb = clip.encode_text(txts)
     if method == "scorecam":
         _quiet_scorecam()
@@ -384,8 +386,8 @@ class Localization:
     text: str
     cam: str
     beta: float
-    box: Box | None  # pixels of the original image; None when the map is empty
-    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the image's size
+    box: Box | None  # pixels of the caller's image (the file's, even when decoded reduced); None: empty
+    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the decoded image's size (see images.load_image)
     score: float  # Eq. 1
     image_size: tuple[int, int]
 
@@ -417,4 +419,7 @@ def localize(
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         box = saliency_to_box(full, beta)
-    return Localization(text, method, beta, box, full, float(scores[0]), pil.size)
+    # A huge file is decoded reduced: report the box and size in the file's own pixels.
+    return Localization(
+        text, method, beta, to_original_pixels(box, pil), full, float(scores[0]), original_size(pil)
+    )

@@ -22,9 +22,10 @@ from PIL import Image
 from . import shapesworld as sw
 from .boxes import Box, box_iou, resize_saliency, saliency_to_box, union_box, validate_beta
 from .cams import CAM_METHODS, DISPLAY_NAMES, clipcam_with_scores, resolve_cam
-from .images import load_image
+from .images import load_image, to_original_pixels
 from .models import ClipModel
 from .plots import heatmap_overlay
+from .tokenizers import UnknownWordsWarning, unknown_words_message
 
 SCENE_STREAM = "explorer"
 
@@ -135,10 +136,9 @@ def explore(
             raise ValueError("the text is empty; type what to look for, e.g. 'a photo of a red star'")
         pil = load_image(image)
         result.image = pil
-        unknown = getattr(clip.tokenizer, "unknown_words", None)
-        if unknown is not None and unknown(result.text):
-            words = ", ".join(dict.fromkeys(unknown(result.text)))
-            result.notes.append(f"words this model never saw in training (read as <unk>): {words}")
+        unknown = unknown_words_message(clip.tokenizer, result.text)  # also on cached maps, so checked here
+        if unknown is not None:
+            result.notes.append(unknown)
         k = (key if key is not None else image_key(image), result.text, result.cam)
         hit = cache.get(k) if cache is not None else None
         if hit is None:
@@ -146,7 +146,9 @@ def explore(
                 warnings.simplefilter("always")
                 small, scores = clipcam_with_scores(clip, pil, result.text, cam=result.cam)
             result.notes += [
-                str(w.message).split(":")[0] for w in caught if issubclass(w.category, UserWarning)
+                str(w.message).split(":")[0]
+                for w in caught
+                if issubclass(w.category, UserWarning) and not issubclass(w.category, UnknownWordsWarning)
             ]
             hit = (resize_saliency(small, pil.size), float(scores[0]))
             if cache is not None:
@@ -154,7 +156,7 @@ def explore(
         result.saliency, result.score = hit
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result.box = saliency_to_box(result.saliency, result.beta)
+            result.box = to_original_pixels(saliency_to_box(result.saliency, result.beta), pil)
         result.notes += [str(w.message).split(";")[0] for w in caught]
         if objects:
             gts = [o.box for o in matching_objects(result.text, objects)]
