@@ -180,13 +180,17 @@ def cmd_bench(args) -> int:
     from .benchmarks import bench_grids, bench_runs, run_bench
     from .cams import CAM_METHODS
     from .evaluation import cam_table, format_table, paper_table
+    from .methods import method_names
 
     protocol = _bench_protocol(args)
-    cams = list(CAM_METHODS) if args.cam == ["all"] else args.cam
+    groups = {"all": list(CAM_METHODS), "extended": method_names()}
+    cams = [c for name in args.cam for c in groups.get(name, [name])]
     grids, what = bench_grids(args.kind, args.data, args.grids, args.seed, args.root, args.images)
     if not grids:
         raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
-    runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device)
+    # A group skips the (model, method) pairs that do not apply; a method named alone is refused instead.
+    runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device,
+                      skip_unsupported=any(c in groups for c in args.cam))  # fmt: skip
     out = Path(args.out)
     hook = _heatmap_saver(out / "heatmaps" / f"{args.kind}-{args.data}") if args.fiftyone else None
     rows, records = run_bench(runs, grids, args.kind, args.data, args.seed, protocol, out,
@@ -247,9 +251,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--root", default=None, help="real data folder (default: ../shared/data/<dataset>)")
     p.add_argument("--images", default=None, help="HICO-DET image folder (default: next to the annotation)")
     p.add_argument("--model", nargs="+", default=["shapes-rn"], help="one or more CLIP models")
-    p.add_argument(
-        "--cam", nargs="+", default=["gradcam"], help="CAM methods, or 'all' for the seven of Table 2"
-    )
+    p.add_argument("--cam", nargs="+", default=["gradcam"],
+                   help="saliency methods, 'all' for the seven of Table 2, 'extended' for every registered method")  # fmt: skip
     p.add_argument("--grids", type=int, default=64, help="number of grids (single: number of images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -284,6 +287,8 @@ def add_bench_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .methods import method_names
+
     parser = argparse.ArgumentParser(
         prog="python -m clipcam_utils", description="CLIPCAM: text-guided localization with Grad-CAM on CLIP"
     )
@@ -293,11 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("text")
     _add_model_args(p)
-    p.add_argument(
-        "--cam",
-        default="gradcam",
-        help="gradcam, gradcam++, xgradcam, scorecam, eigencam, eigengradcam, layercam",
-    )
+    p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
     p.add_argument(
         "--beta", type=float, default=None, help="threshold in [0, 1] (default: the model's, as in the paper)"
     )
@@ -306,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run CLIPCAM on a ShapesWorld scene (the offline default)")
     _add_model_args(p)
-    p.add_argument("--cam", default="gradcam")
+    p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
     p.add_argument("--beta", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/demo")

@@ -388,13 +388,15 @@ def paper_table(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 def cam_table(rows: pd.DataFrame, metric: str = "miou_all") -> pd.DataFrame:
     """The paper's Table 2: one row per CAM method, one column per model (CLIPCAM rows only)."""
-    from .cams import CAM_METHODS, DISPLAY_NAMES
+    from .methods import display_name, method_names
 
     clip = rows[rows.method == "CLIPCAM"]
     table = clip.pivot_table(index="cam", columns="model", values=metric, sort=False)
-    order = [c for c in CAM_METHODS if c in table.index]
+    order = [c for c in method_names() if c in table.index] + [
+        c for c in table.index if c not in method_names()
+    ]
     table = table.loc[order]
-    table.index = [DISPLAY_NAMES.get(c, c) for c in order]
+    table.index = [display_name(c) for c in order]
     table.index.name = "CAM"
     table.columns.name = None
     return table
