@@ -303,6 +303,7 @@ class GradCamFamily(SaliencyMethod):
 
 def _family(key: str, cls: type[BaseCAM], grads: bool = True, text: bool = True) -> type[GradCamFamily]:
     attrs = {"name": key, "display": DISPLAY_NAMES[key], "method_class": cls, "gradients": grads,
+             "rank": list(CAM_METHODS).index(key),
              "text_dependent": text, "paper": "pytorch-grad-cam (Gildenblat et al.); Table 2 of Hsia et al. 2022",
              "__doc__": f"{DISPLAY_NAMES[key]} through pytorch-grad-cam's `{cls.__name__}` (see `GradCamFamily`)."}  # fmt: skip
     return register(type(cls.__name__ + "Method", (GradCamFamily,), attrs))
@@ -321,7 +322,7 @@ class ScoreCamMethod(GradCamFamily):
     image cost what one does (grad-cam's `ScoreCAM` repeats the passes for every target).
     """
 
-    name, display, method_class, gradients = "scorecam", "ScoreCAM", ScoreCAM, False
+    name, display, method_class, gradients, rank = "scorecam", "ScoreCAM", ScoreCAM, False, 3
     paper = "Wang et al., CVPR-W 2020"
     batch = 64
 

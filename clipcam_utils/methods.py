@@ -47,6 +47,7 @@ class SaliencyMethod:
     text_dependent: ClassVar[bool] = True
     family: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    rank: ClassVar[int] = 100  # listing order: the paper's seven (0-6), then the later methods by year
 
     def supports(self, clip: ClipModel) -> bool:
         """Whether this method applies to the model's image tower."""
@@ -113,8 +114,9 @@ def unregister(name: str) -> None:
 
 
 def method_names() -> list[str]:
-    """Every registered method's canonical name, in registration order (the paper's seven first)."""
-    return list(_REGISTRY)
+    """Every registered method's canonical name: the paper's seven first, then by `rank`, then registration."""
+    order = {n: i for i, n in enumerate(_REGISTRY)}
+    return sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].rank, order[n]))
 
 
 def display_name(name: str) -> str:
@@ -128,13 +130,13 @@ def method_info() -> list[dict]:
     return [
         {"name": c.name, "display": c.display, "towers": list(c.towers), "gradients": c.gradients,
          "text_dependent": c.text_dependent, "family": c.family, "paper": c.paper}
-        for c in _REGISTRY.values()
+        for c in map(_REGISTRY.get, method_names())
     ]  # fmt: skip
 
 
 def available_methods(clip: ClipModel | None = None) -> list[str]:
     """Method names usable on `clip` (all of them when `clip` is None)."""
-    return [n for n, c in _REGISTRY.items() if clip is None or c().supports(clip)]
+    return [n for n in method_names() if clip is None or _REGISTRY[n]().supports(clip)]
 
 
 def resolve_method(name: str) -> str:
@@ -145,7 +147,7 @@ def resolve_method(name: str) -> str:
     if key not in _ALIASES:
         key = key.replace("plusplus", "++").replace("pp", "++")
     if key not in _ALIASES:
-        valid = ", ".join(f"{k!r} ({c.display})" for k, c in _REGISTRY.items())
+        valid = ", ".join(f"{k!r} ({_REGISTRY[k].display})" for k in method_names())
         raise ValueError(f"unknown CAM method {name!r}; valid names: {valid}")
     return _ALIASES[key]
 
