@@ -4,7 +4,7 @@ Data flows one way: image + text -> model (`models`) -> saliency (`cams`) -> box
 (`evaluation`) -> tables, plots and FiftyOne (`plots`, `fiftyone_export`).
 """
 
-from . import chefer, gem, gradeclip, gscorecam, maskclip, surgery  # noqa: F401 - each registers its method
+from . import chefer, gem, gradeclip, gscorecam, legrad, maskclip, surgery  # noqa: F401 - each registers its method
 from .boxes import box_iou, saliency_to_box
 from .cams import CAM_METHODS, Localization, clipcam, gradcam_weights, localize
 from .methods import SaliencyMethod, available_methods, method_names, register
