@@ -295,6 +295,13 @@ class GradCamFamily(SaliencyMethod):
         if self.name in ("gradcam", "gradcam++", "xgradcam", "layercam"):
             with torch.no_grad():
                 return gradcam_finish(gradcam_raw(self.name, acts_b[owner], grads.float()), size)
+        if not self.text_dependent:  # EigenCAM: one SVD per image, shared by all its texts
+            images = sorted(set(owner.tolist()))
+            maps = _cam_math(
+                self.name, clip, pixels[images], acts_b[images].cpu().numpy(), None, [None] * len(images)
+            )
+            slot = {b: i for i, b in enumerate(images)}
+            return maps[[slot[int(b)] for b in owner]]
         targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
         acts = acts_b[owner].cpu().numpy()
         g = None if grads is None else grads.cpu().numpy()

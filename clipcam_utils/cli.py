@@ -111,6 +111,7 @@ def cmd_eval_shapes(args) -> int:
         "miou_seen",
         "miou_unseen",
         "acc_all",
+        "empty_rate",
         "queries",
     ]
     with pd.option_context("display.width", 200, "display.precision", 3):
@@ -211,6 +212,13 @@ def cmd_bench(args) -> int:
     if len(cams) > 1:
         print("\nmIoU (all) by CAM method (Table 2 layout):")
         print(format_table(cam_table(rows)))
+        if args.randomized:
+            from .evaluation import method_table
+
+            print(
+                "\nTable 2 extended: every method, with its randomised-model sanity check (rand_*, sanity_gap):"
+            )
+            print(format_table(method_table(rows, args.kind)))
     rows.to_csv(out / f"summary-{args.kind}-{args.data}.csv", index=False)
     print(
         f"records: {out}/{args.kind}-{args.data}-<model>-<cam>.csv; summary: {out}/summary-{args.kind}-{args.data}.csv"

@@ -74,7 +74,7 @@ class Reference:
             self.visual._embeds(self.pixels)[0].detach().requires_grad_(True)
         )  # frozen weights: graph from here
         outs, attns, houts, hs = [], [], [], []
-        for i, block in enumerate(self.visual.transformer.resblocks):
+        for block in self.visual.transformer.resblocks:
             h = block.ln_1(x)
             probs, o = [], []
             for q, k, v in self.heads(block, h):
