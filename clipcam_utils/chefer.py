@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from .methods import eq1_scores, register, upsample_and_scale
-from .vit_trace import GRAD_CHUNK, ViTMethod, patch_grid, rows_grad, trace
+from .vit_trace import GRAD_CHUNK, ViTMethod, patch_grid, per_image, rows_grad, trace
 
 
 @register
@@ -29,6 +29,10 @@ class CheferRelevance(ViTMethod):
     start_layer = 0
 
     def compute(self, clip, pixels, text_emb, owner, fast=True):
+        return per_image(lambda p, t, o: self.compute_one(clip, p, t, o), pixels, text_emb, owner)
+
+    def compute_one(self, clip, pixels, text_emb, owner):
+        """Maps and scores for the queries of one image (`pixels` (1, 3, H, W), owner all 0)."""
         tr = trace(clip, pixels, grad_from=self.start_layer)
         blocks = tr.blocks[self.start_layer :]
         probs = [b.probs for b in blocks]

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .methods import eq1_scores, register, upsample_and_scale
-from .vit_trace import GRAD_CHUNK, ViTMethod, patch_grid, project_tokens, rows_grad, trace
+from .vit_trace import GRAD_CHUNK, ViTMethod, patch_grid, per_image, project_tokens, rows_grad, trace
 
 
 @register
@@ -32,6 +32,10 @@ class LeGrad(ViTMethod):
     last_blocks = 2
 
     def compute(self, clip, pixels, text_emb, owner, fast=True):
+        return per_image(lambda p, t, o: self.compute_one(clip, p, t, o), pixels, text_emb, owner)
+
+    def compute_one(self, clip, pixels, text_emb, owner):
+        """Maps and scores for the queries of one image (`pixels` (1, 3, H, W), owner all 0)."""
         n_blocks = len(clip.model.visual.transformer.resblocks)
         start = max(0, n_blocks - self.last_blocks)
         tr = trace(clip, pixels, grad_from=start)

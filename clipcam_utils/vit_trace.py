@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
@@ -150,7 +151,22 @@ def rows_grad(outputs: torch.Tensor, inputs: list[torch.Tensor], start: int, sto
     )
 
 
-GRAD_CHUNK = 8  # queries per vmapped backward: bounds memory at chunk x (B, H, T, T) per layer
+GRAD_CHUNK = 8  # queries per vmapped backward: bounds memory at chunk x (H, T, T) per layer
+
+
+def per_image(compute_one, pixels: torch.Tensor, text_emb: torch.Tensor, owner: torch.Tensor):
+    """Run `compute_one(pixels_b (1, 3, H, W), text_emb_b, owner_b)` image by image and reassemble the queries.
+
+    A vmapped backward over a batch of B images would differentiate every query through all B images; per
+    image, each query's backward covers only its own image.
+    """
+    maps, scores = [None] * len(owner), [None] * len(owner)
+    for b in sorted(set(owner.tolist())):
+        idx = torch.nonzero(owner == b).flatten()
+        m, s = compute_one(pixels[b : b + 1], text_emb[idx], torch.zeros(len(idx), dtype=torch.long))
+        for j, q in enumerate(idx.tolist()):
+            maps[q], scores[q] = m[j], s[j]
+    return np.stack(maps), np.array(scores, np.float32)
 
 
 class ViTMethod(SaliencyMethod):
