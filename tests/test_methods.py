@@ -117,3 +117,47 @@ def test_cli_localize_refuses_an_unsupported_method_with_exit_2(capsys) -> None:
     assert rc == 2
     err = capsys.readouterr().err
     assert "applies only to ViT image towers" in err and "methods for it:" in err
+
+
+def test_scorecam_masked_passes_run_once_per_image_for_all_its_texts(tiny, monkeypatch) -> None:
+    """Issue 13 item 5: the C masked copies of an image are encoded once, whatever the number of texts."""
+    clip = tiny["vit"]
+    calls: list[int] = []
+    original = clip.encode_image
+    monkeypatch.setattr(clip, "encode_image", lambda px: calls.append(px.shape[0]) or original(px))
+    clip.clear_caches()
+    img = scene_image(seed=4)
+    cams.clipcam(clip, img, ["a red circle", "a blue square", "a red star"], cam="scorecam")
+    channels = cams.target_channels(clip)
+    # one timed pass for the cost estimate, one capture pass, one masked copy per channel (for all 3 texts)
+    assert calls[:2] == [1, 1] and sum(calls) == 2 + channels
+    calls.clear()
+    cams.clipcam(clip, scene_image(seed=5), ["a red circle"] * 1, cam="gscorecam")
+    assert sum(calls) == 1 + methods.get_method("gscorecam").top_k(clip)  # too few passes to need an estimate
+
+
+def test_costly_methods_warn_first_with_an_estimate(tiny, monkeypatch) -> None:
+    clip = tiny["resnet"]
+    monkeypatch.setattr(cams, "COST_WARN_SECONDS", 0.0)
+    monkeypatch.setattr(cams, "_cost_warned", set())
+    with pytest.warns(cams.CostWarning, match=r"ScoreCAM on tiny-resnet runs \d+ masked forward passes per image "
+                      r"\(shared by all its texts\): about [\d.]+ min per image, [\d.]+ min for these 2 image"):  # fmt: skip
+        cams.clipcam(clip, [scene_image(), scene_image(seed=1)], "a red circle", cam="scorecam")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cams.CostWarning)
+        cams.clipcam(
+            clip, scene_image(seed=2), "a red circle", cam="scorecam"
+        )  # warned once per model and method
+        cams.clipcam(clip, scene_image(seed=2), "a red circle", cam="gradcam")  # one-pass methods never warn
+
+
+def test_bench_runs_skip_or_refuse_methods_a_tower_does_not_take(tiny) -> None:
+    from clipcam_utils.benchmarks import bench_runs
+
+    runs = bench_runs([tiny["resnet"], tiny["vit"]], ["gradcam", "chefer"], skip_unsupported=True)
+    assert [(r.model, r.cam) for r in runs] == [("tiny-resnet", "gradcam"), ("tiny-vit", "gradcam"),
+                                                ("tiny-vit", "chefer")]  # fmt: skip
+    with pytest.raises(methods.UnsupportedTowerError, match="Chefer relevance applies only to ViT"):
+        bench_runs([tiny["resnet"]], ["chefer"])
