@@ -47,19 +47,37 @@ REAL_CELL = 224  # the official code's cell size (four 224-px images in a 448-px
 
 
 @torch.no_grad()
+def classify_scenes(
+    clip: ClipModel, scenes: Sequence[sw.Scene], template: str = "a photo of a {}"
+) -> list[bool]:
+    """Whether `clip` names each single-object scene's class top-1 among the 64 ShapesWorld classes."""
+    classes = sw.class_names()
+    prompts = [sw.object_caption(c, template) for c in classes]
+    hits: list[bool] = []
+    for start in range(0, len(scenes), 64):
+        batch = scenes[start : start + 64]
+        pred = clip.similarity([s.image for s in batch], prompts).argmax(1).tolist()
+        hits += [classes[p] == s.objects[0].label for p, s in zip(pred, batch, strict=True)]
+    return hits
+
+
 def zero_shot_accuracy(
     clip: ClipModel, n: int = 512, seed: int = 1234, template: str = "a photo of a {}"
 ) -> float:
     """Top-1 accuracy over the 64 ShapesWorld classes on `n` held-out single-object scenes."""
-    classes = sw.class_names()
-    prompts = [sw.object_caption(c, template) for c in classes]
-    correct = 0
-    for start in range(0, n, 64):
-        scenes = [sw.object_scene(sw.scene_rng(seed, i, "zero-shot"), size=128, n_objects=1, scale=(0.2, 0.5))
-                  for i in range(start, min(n, start + 64))]  # fmt: skip
-        pred = clip.similarity([s.image for s in scenes], prompts).argmax(1).tolist()
-        correct += sum(classes[p] == s.objects[0].label for p, s in zip(pred, scenes, strict=True))
-    return correct / n
+    scenes = [sw.object_scene(sw.scene_rng(seed, i, "zero-shot"), size=128, n_objects=1, scale=(0.2, 0.5))
+              for i in range(n)]  # fmt: skip
+    return sum(classify_scenes(clip, scenes, template)) / n
+
+
+def shift_accuracy(clip: ClipModel, n_per_shift: int = 64, seed: int = 4321) -> dict[str, float]:
+    """Zero-shot accuracy on the shift set (`shiftset`): one figure per shift and ``"all"``."""
+    from .shiftset import SHIFTS, shift_set
+
+    scenes = shift_set(n_per_shift, seed)
+    hits = np.array(classify_scenes(clip, scenes))
+    shifts = np.array([s.meta["shift"] for s in scenes])
+    return {"all": float(hits.mean()), **{k: float(hits[shifts == k].mean()) for k in SHIFTS}}
 
 
 def clip_saliency_fn(
@@ -125,6 +143,10 @@ def shapes_quality_table(
                     "method": kind,
                     "model": name,
                     "zero_shot_acc": zero_shot_accuracy(clip),
+                    **{
+                        f"shift_acc_{k}" if k != "all" else "shift_acc": v
+                        for k, v in shift_accuracy(clip).items()
+                    },
                     "beta": clip.default_beta,
                     **s,
                 }
@@ -137,7 +159,7 @@ def shapes_quality_table(
             Protocol(),
             progress=progress,
         )
-        rows.append({"method": "seen-only baseline", "model": name, "zero_shot_acc": float("nan"), "beta": clf.default_beta,
+        rows.append({"method": "seen-only baseline", "model": name, "zero_shot_acc": float("nan"), "shift_acc": float("nan"), "beta": clf.default_beta,
                      **summarize(df)})  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -84,7 +84,12 @@ def cmd_train_shapes(args) -> int:
     """Train the shipped ShapesWorld checkpoints (CLIPs and seen-only baselines)."""
     from .training import train_all
 
-    train_all(Path(args.out), only=args.only, steps_scale=args.steps_scale)
+    try:
+        train_all(Path(args.out), only=args.only, steps_scale=args.steps_scale, device=args.device,
+                  save_every_s=args.save_every)  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to continue from the saved state", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -106,6 +111,7 @@ def cmd_eval_shapes(args) -> int:
         "method",
         "model",
         "zero_shot_acc",
+        "shift_acc",
         "beta",
         "miou_all",
         "miou_seen",
@@ -119,6 +125,12 @@ def cmd_eval_shapes(args) -> int:
             f"ShapesWorld object grids ({args.grids} grids, seed {args.seed}); ShapesWorld figures, not the paper's"
         )
         print(table[cols].to_string(index=False))
+        shifts = table[table["method"] == "CLIPCAM"].set_index("model").filter(like="shift_acc_")
+        shifts.columns = [c.removeprefix("shift_acc_") for c in shifts.columns]
+        print(
+            "\nzero-shot accuracy on the shift set (drawn by matplotlib; see clipcam_utils/shiftset.py), per shift:"
+        )
+        print(shifts.to_string())
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         table.to_csv(Path(args.out) / "shapes_quality.csv", index=False)
@@ -327,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps-scale", type=float, default=1.0, help="multiply every step count (for quick trials)"
     )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (trains on a GPU when one is available)")
+    p.add_argument("--save-every", type=float, default=180.0, metavar="SECONDS",
+                   help="write the resumable state this often (a rerun continues from it)")  # fmt: skip
     p.set_defaults(func=cmd_train_shapes)
 
     p = sub.add_parser(

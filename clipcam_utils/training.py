@@ -13,9 +13,13 @@ The baselines are the same image towers with a linear classification head, train
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import platform
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +29,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import shapesworld as sw
 from .tokenizers import CompactTokenizer
@@ -333,6 +338,76 @@ def multi_positive_clip_loss(logits: torch.Tensor, labels: torch.Tensor, valid: 
     return total / 2
 
 
+def machine_description(device: torch.device | str = "cpu") -> dict:
+    """Where a checkpoint was trained: the device, its name, the CPU's core count and the library versions."""
+    dev = torch.device(device)
+    name = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else (platform.processor() or platform.machine())
+    )
+    return {"device": dev.type, "device_name": name, "cpu_count": os.cpu_count(), "torch_threads":
+            torch.get_num_threads(), "torch": torch.__version__, "open_clip": open_clip.__version__,
+            "python": platform.python_version()}  # fmt: skip
+
+
+@dataclass
+class Resume:
+    """Where `_fit` keeps its resumable state, and how often it writes it.
+
+    The state holds everything the next step depends on (weights, optimiser moments, the step, the torch and
+    numpy generators), so a run that is interrupted and started again with the same command ends with the
+    same weights as an uninterrupted one.
+    """
+
+    path: Path
+    every_s: float = 180.0
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        try:
+            return torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a torn write: the previous state is kept beside it (see save)
+            raise RuntimeError(
+                f"cannot read the resumable training state {self.path} ({e}); delete it to start this "
+                f"checkpoint from step 0"
+            ) from None
+
+    def save(self, state: dict) -> None:
+        # Write beside, then rename: an interruption during the write never destroys the last good state.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+
+@contextlib.contextmanager
+def _interrupt_at_step_boundary() -> Iterator[Callable[[], bool]]:
+    """Turn Ctrl-C into a flag that the training loop checks between steps.
+
+    An interrupt in the middle of a step would leave the weights or the data generator half advanced, so
+    the state saved then could not continue bit for bit; the loop finishes the step, saves, then stops.
+    A second Ctrl-C stops at once. Outside the main thread (signals cannot be caught there) it does nothing.
+    """
+    hit = {"n": 0}
+
+    def handler(signum, frame):
+        hit["n"] += 1
+        if hit["n"] > 1:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield lambda: False
+        return
+    try:
+        yield lambda: hit["n"] > 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _fit(
     model: nn.Module,
     cfg: TrainConfig,
@@ -340,27 +415,85 @@ def _fit(
     log: Callable[[str], None] | None,
     after_step: Callable[[], None] | None = None,
     status: Callable[[], str] = lambda: "",
+    rng: np.random.Generator | None = None,
+    resume: Resume | None = None,
+    progress: bool = False,
 ) -> float:
-    """The optimisation loop both trainers share (AdamW, warmup + cosine, clipped gradients); returns seconds."""
+    """The optimisation loop both trainers share (AdamW, warmup + cosine, clipped gradients); returns seconds.
+
+    With `resume`, the loop starts from the saved state when one exists, writes it every `resume.every_s`
+    seconds and on Ctrl-C, and removes it once the last step is done. Returns the training seconds of all
+    sessions together.
+    """
     opt = _optimizer(model, cfg)
+    start, before = 0, 0.0
+    state = resume.load() if resume is not None else None
+    if state is not None:
+        if state["train_config"] != asdict(cfg):
+            raise RuntimeError(
+                f"{resume.path} holds the state of a run with other settings; delete it, or rerun with the "
+                f"settings it was started with"
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if rng is not None:
+            rng.bit_generator.state = state["numpy_rng"]
+        start, before = state["step"], state["seconds"]
+        _log(f"[{cfg.name}] resuming from {resume.path} at step {start}/{cfg.steps}", log)
+
+    def snapshot(step: int) -> None:
+        if resume is None:
+            return
+        resume.save({"train_config": asdict(cfg), "step": step, "seconds": before + time.time() - t0,
+                     "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "torch_rng": torch.get_rng_state(),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                     "numpy_rng": rng.bit_generator.state if rng is not None else None})  # fmt: skip
+
     model.train()
-    t0 = time.time()
-    for step in range(cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(step, cfg)
-        loss = loss_at(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if after_step is not None:
-            after_step()
-        if step % 50 == 0 or step == cfg.steps - 1:
-            el = time.time() - t0
-            _log(f"[{cfg.name}] step {step}/{cfg.steps} loss {loss.item():.4f}{status()} {el:.0f}s "
-                 f"({el / (step + 1):.2f}s/step)", log)  # fmt: skip
+    t0 = last_save = time.time()
+    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.name, disable=not progress, unit="step")
+    with _interrupt_at_step_boundary() as interrupted:
+        for step in range(start, cfg.steps):
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, cfg)
+            loss = loss_at(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if after_step is not None:
+                after_step()
+            bar.update(1)
+            if step % 50 == 0 or step == cfg.steps - 1:
+                el = before + time.time() - t0
+                bar.set_postfix_str(f"loss {loss.item():.4f}{status()}")
+                if not progress:
+                    _log(f"[{cfg.name}] step {step}/{cfg.steps} loss {loss.item():.4f}{status()} {el:.0f}s "
+                         f"({(time.time() - t0) / (step + 1 - start):.2f}s/step)", log)  # fmt: skip
+            last = step == cfg.steps - 1
+            if (
+                resume is not None
+                and not last
+                and (interrupted() or time.time() - last_save >= resume.every_s)
+            ):
+                snapshot(step + 1)
+                last_save = time.time()
+            if interrupted() and not last:
+                bar.close()
+                where = (
+                    f"; its state is in {resume.path}: rerun the same command to continue" if resume else ""
+                )
+                _log(f"[{cfg.name}] interrupted after step {step + 1}/{cfg.steps}{where}", log)
+                raise KeyboardInterrupt
+    bar.close()
     model.eval()
-    return time.time() - t0
+    if resume is not None and resume.path.exists():
+        resume.path.unlink()
+    return before + time.time() - t0
 
 
 def _checkpoint(
@@ -383,13 +516,23 @@ def _checkpoint(
     }
 
 
-def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
-    """Train one tiny CLIP; returns a checkpoint dict (see `save_checkpoint`)."""
+def train_clip(
+    cfg: TrainConfig,
+    log: Callable[[str], None] | None = None,
+    device: str | torch.device = "cpu",
+    resume: Resume | None = None,
+    progress: bool = False,
+) -> dict:
+    """Train one tiny CLIP on `device`; returns a checkpoint dict (see `save_checkpoint`).
+
+    `resume` makes the run resumable (see `_fit`); `progress` shows a tqdm bar instead of log lines.
+    """
+    dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     tok = CompactTokenizer.from_corpus(caption_corpus(), cfg.context_length)
     mcfg = model_config(cfg, tok.vocab_size)
-    model = build_clip(mcfg)
+    model = build_clip(mcfg).to(dev)
     t0 = time.time()
     pool = make_pool(cfg.pool_size, cfg.seed, cfg.scene_size, {"object": 0.7, "interaction": 0.3},
                      object_scale=cfg.object_scale)  # fmt: skip
@@ -399,18 +542,18 @@ def train_clip(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> di
 
     def loss_at(step: int) -> torch.Tensor:
         images, captions, labels, valid = clip_batch(rng, objects, interactions, cfg)
-        img = F.normalize(model.encode_image(images), dim=-1)
-        txt = F.normalize(model.encode_text(tok(captions)), dim=-1)
-        return multi_positive_clip_loss(model.logit_scale.exp() * img @ txt.T, labels, valid)
+        img = F.normalize(model.encode_image(images.to(dev)), dim=-1)
+        txt = F.normalize(model.encode_text(tok(captions).to(dev)), dim=-1)
+        return multi_positive_clip_loss(model.logit_scale.exp() * img @ txt.T, labels.to(dev), valid.to(dev))
 
     def clamp_scale() -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
 
-    seconds = _fit(
-        model, cfg, loss_at, log, clamp_scale, lambda: f" scale {model.logit_scale.exp().item():.1f}"
-    )
-    return _checkpoint("clip", cfg, model, mcfg, seconds, tokenizer=tok.state_dict())
+    seconds = _fit(model, cfg, loss_at, log, clamp_scale, lambda: f" scale {model.logit_scale.exp().item():.1f}",
+                   rng=rng, resume=resume, progress=progress)  # fmt: skip
+    return _checkpoint("clip", cfg, model.cpu(), mcfg, seconds, tokenizer=tok.state_dict(),
+                       trained_on=machine_description(dev))  # fmt: skip
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
@@ -441,8 +584,15 @@ BASELINES: dict[str, TrainConfig] = {
 }  # fmt: skip
 
 
-def train_baseline(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
+def train_baseline(
+    cfg: TrainConfig,
+    log: Callable[[str], None] | None = None,
+    device: str | torch.device = "cpu",
+    resume: Resume | None = None,
+    progress: bool = False,
+) -> dict:
     """A supervised classifier on the seen classes (multi-label) or seen relations (single-label) only."""
+    dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if cfg.task == "object-baseline":
@@ -459,7 +609,7 @@ def train_baseline(cfg: TrainConfig, log: Callable[[str], None] | None = None) -
         raise ValueError(f"unknown baseline task {cfg.task!r}")
     index = {c: i for i, c in enumerate(classes)}
     mcfg = model_config(cfg, vocab_size=8)  # the text tower is dropped; only the image tower is used
-    model = TowerClassifier(mcfg, classes)
+    model = TowerClassifier(mcfg, classes).to(dev)
 
     def loss_at(step: int) -> torch.Tensor:
         scenes = []
@@ -471,21 +621,33 @@ def train_baseline(cfg: TrainConfig, log: Callable[[str], None] | None = None) -
         images = to_tensor(
             [sc.image.transpose(0) if rng.random() < 0.5 else sc.image for sc in scenes], cfg.image_size
         )
-        logits = model(images)
+        logits = model(images.to(dev))
         if cfg.task == "object-baseline":
             target = torch.zeros(len(scenes), len(classes))
             for i, sc in enumerate(scenes):
                 for o in sc.objects:
                     target[i, index[o.label]] = 1.0
-            return F.binary_cross_entropy_with_logits(logits, target)
-        return F.cross_entropy(logits, torch.tensor([index[sc.relation.name] for sc in scenes]))
+            return F.binary_cross_entropy_with_logits(logits, target.to(dev))
+        return F.cross_entropy(logits, torch.tensor([index[sc.relation.name] for sc in scenes], device=dev))
 
-    seconds = _fit(model, cfg, loss_at, log)
-    return _checkpoint("classifier", cfg, model, mcfg, seconds, task=cfg.task, classes=classes)
+    seconds = _fit(model, cfg, loss_at, log, rng=rng, resume=resume, progress=progress)
+    return _checkpoint("classifier", cfg, model.cpu(), mcfg, seconds, task=cfg.task, classes=classes,
+                       trained_on=machine_description(dev))  # fmt: skip
 
 
-def train_all(out: Path, only: str | None = None, steps_scale: float = 1.0) -> list[Path]:
-    """Train every shipped checkpoint (or just `only`) into `out`; prints progress and total time."""
+def train_all(
+    out: Path,
+    only: str | None = None,
+    steps_scale: float = 1.0,
+    device: str | torch.device = "cpu",
+    save_every_s: float = 180.0,
+    progress: bool = True,
+) -> list[Path]:
+    """Train every shipped checkpoint (or just `only`) into `out`; prints progress and total time.
+
+    Each checkpoint's resumable state lives in `out/.resume/<name>.pt` while it trains (written every
+    `save_every_s` seconds and on Ctrl-C): rerunning the same command continues where it stopped.
+    """
     configs = {**PRESETS, **BASELINES}
     if only is not None and only not in configs:
         raise ValueError(f"unknown checkpoint {only!r}; choose from {', '.join(configs)}")
@@ -495,9 +657,11 @@ def train_all(out: Path, only: str | None = None, steps_scale: float = 1.0) -> l
         if only is not None and name != only:
             continue
         cfg = TrainConfig(**{**asdict(cfg), "steps": max(1, int(cfg.steps * steps_scale))})
-        ckpt = train_clip(cfg) if cfg.task == "clip" else train_baseline(cfg)
+        resume = Resume(Path(out) / ".resume" / f"{name}.pt", save_every_s)
+        train = train_clip if cfg.task == "clip" else train_baseline
+        ckpt = train(cfg, device=device, resume=resume, progress=progress)
         written.append(save_checkpoint(ckpt, Path(out) / f"{name}.pt"))
-        print(
-            f"wrote {written[-1]} ({written[-1].stat().st_size / 1e6:.1f} MB) after {time.time() - t0:.0f}s"
-        )
+        where = ckpt["trained_on"]
+        print(f"wrote {written[-1]} ({written[-1].stat().st_size / 1e6:.1f} MB): {ckpt['train_seconds']:.0f}s "
+              f"of training on {where['device']} ({where['device_name']}), {time.time() - t0:.0f}s so far")  # fmt: skip
     return written

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 
 import pytest
 import torch
@@ -114,3 +116,64 @@ def test_baseline_trainer_builds_the_stem_tower() -> None:
     ckpt = training.train_baseline(cfg, log=lambda _m: None)
     assert ckpt["kind"] == "classifier" and ckpt["model_cfg"]["vision_stem"][0] == [8, 2]
     assert ckpt["classes"] == sorted(sw.seen_relations())  # trained on the seen relations only
+
+
+def _tiny_resumable_cfg() -> training.TrainConfig:
+    return training.TrainConfig(name="tiny-resume", **TINY_VIT_STEM, text_width=64, text_layers=1, steps=6,
+                                batch_size=8, warmup=2, pool_size=24, scene_size=64)  # fmt: skip
+
+
+def _interrupt_at_call(monkeypatch, n: int) -> None:
+    """Send ourselves Ctrl-C while the n-th training batch is being drawn (mid-step, as a user would)."""
+    real, calls = training.clip_batch, {"n": 0}
+
+    def batch(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(training, "clip_batch", batch)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(monkeypatch, tmp_path) -> None:
+    cfg = _tiny_resumable_cfg()
+    straight = training.train_clip(cfg, log=lambda _m: None)
+    resume = training.Resume(tmp_path / "state.pt", every_s=1e9)  # only the interrupt writes a state
+    _interrupt_at_call(monkeypatch, 3)
+    messages: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        training.train_clip(cfg, log=messages.append, resume=resume)
+    # The step in flight finished before the state was written, and the message says how to continue.
+    assert torch.load(resume.path, weights_only=False)["step"] == 3
+    assert any("rerun the same command" in m for m in messages)
+    monkeypatch.undo()
+    messages.clear()
+    resumed = training.train_clip(cfg, log=messages.append, resume=resume)
+    assert any("resuming" in m and "step 3/6" in m for m in messages)
+    assert not resume.path.exists()  # a finished run leaves no state behind
+    for k, v in straight["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][k], v, rtol=0, atol=0, msg=k)
+
+
+def test_periodic_state_and_refusal_of_other_settings(tmp_path) -> None:
+    cfg = _tiny_resumable_cfg()
+    resume = training.Resume(tmp_path / "state.pt", every_s=0.0)  # a state after every step
+    saved = []
+    real_save = resume.save
+    resume.save = lambda state: (saved.append(state["step"]), real_save(state))  # type: ignore[method-assign]
+    training.train_clip(cfg, log=lambda _m: None, resume=resume)
+    assert saved == [1, 2, 3, 4, 5]  # never after the last step: the checkpoint itself is the result
+    real_save({"train_config": dataclasses.asdict(dataclasses.replace(cfg, lr=0.5)), "step": 1})
+    with pytest.raises(RuntimeError, match="other settings"):
+        training.train_clip(cfg, log=lambda _m: None, resume=resume)
+    resume.path.write_bytes(b"torn")
+    with pytest.raises(RuntimeError, match="delete it to start"):
+        training.train_clip(cfg, log=lambda _m: None, resume=resume)
+
+
+def test_checkpoints_record_where_they_were_trained(trained_stem_clip, tmp_path) -> None:
+    where = trained_stem_clip["trained_on"]
+    assert where["device"] == "cpu" and where["torch"] == torch.__version__ and where["cpu_count"] >= 1
+    path = training.save_checkpoint(trained_stem_clip, tmp_path / "tiny-stem.pt")
+    assert models.load_clip(str(path)).info["trained_on"] == where
