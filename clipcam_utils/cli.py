@@ -193,11 +193,12 @@ def cmd_bench(args) -> int:
     from .benchmarks import bench_grids, bench_runs, run_bench
     from .cams import CAM_METHODS
     from .evaluation import cam_table, format_table, paper_table
-    from .methods import method_names
+    from .methods import method_names, resolve_method
 
     protocol = _bench_protocol(args)
     groups = {"all": list(CAM_METHODS), "extended": method_names()}
-    cams = [c for name in args.cam for c in groups.get(name, [name])]
+    skip = {resolve_method(c) for c in args.exclude}
+    cams = [c for name in args.cam for c in groups.get(name, [name]) if resolve_method(c) not in skip]
     grids, what = bench_grids(args.kind, args.data, args.grids, args.seed, args.root, args.images)
     if not grids:
         raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
@@ -273,6 +274,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--model", nargs="+", default=["shapes-rn"], help="one or more CLIP models")
     p.add_argument("--cam", nargs="+", default=["gradcam"],
                    help="saliency methods, 'all' for the seven of Table 2, 'extended' for every registered method")  # fmt: skip
+    p.add_argument(
+        "--exclude", nargs="*", default=[], help="methods to leave out of --cam (e.g. all but scorecam)"
+    )
     p.add_argument("--grids", type=int, default=64, help="number of grids (single: number of images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
