@@ -336,13 +336,17 @@ class BenchRun:
 def bench_runs(
     models: Sequence[str | ClipModel], cams: Sequence[str], baselines: Sequence[str | Classifier] = (),
     randomized: bool = False, seed: int = 0, protocol: Protocol = PAPER_PROTOCOL, device: str = "cpu",
+    skip_unsupported: bool = False,
 ) -> list[BenchRun]:  # fmt: skip
     """CLIPCAM for each model x CAM, then the randomized copies (same CAMs), then the baselines.
 
-    Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects.
+    Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects. A
+    method that does not apply to a model's image tower is refused (`methods.UnsupportedTowerError`), or
+    left out of that model's runs with `skip_unsupported`.
     """
     from .baselines import load_baseline
     from .cams import resolve_cam
+    from .methods import get_method
     from .models import load_clip, randomized_copy
 
     cams = [resolve_cam(c) for c in cams]
@@ -354,7 +358,12 @@ def bench_runs(
     for method, clip in variants:
         beta = clip.default_beta if protocol.beta is None else protocol.beta
         weights = weights_id(clip)
-        runs += [BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam), weights) for cam in cams]
+        for cam in cams:
+            m = get_method(cam)
+            if skip_unsupported and not m.supports(clip):
+                continue
+            m.check(clip)
+            runs.append(BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam), weights))
     for b in baselines:
         clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta

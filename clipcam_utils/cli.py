@@ -159,6 +159,7 @@ def cmd_eval_shapes(args) -> int:
         "miou_seen",
         "miou_unseen",
         "acc_all",
+        "empty_rate",
         "queries",
     ]
     with pd.option_context("display.width", 200, "display.precision", 3):
@@ -234,14 +235,19 @@ def cmd_bench(args) -> int:
     from .benchmarks import bench_grids, bench_runs, run_bench
     from .cams import CAM_METHODS
     from .evaluation import cam_table, format_table, paper_table
+    from .methods import method_names, resolve_method
     from .runfiles import RunLock, merge_summary
 
     protocol = _bench_protocol(args)
-    cams = list(CAM_METHODS) if args.cam == ["all"] else args.cam
+    groups = {"all": list(CAM_METHODS), "extended": method_names()}
+    skip = {resolve_method(c) for c in args.exclude}
+    cams = [c for name in args.cam for c in groups.get(name, [name]) if resolve_method(c) not in skip]
     grids, what = bench_grids(args.kind, args.data, args.grids, args.seed, args.root, args.images)
     if not grids:
         raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
-    runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device)
+    # A group skips the (model, method) pairs that do not apply; a method named alone is refused instead.
+    runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device,
+                      skip_unsupported=any(c in groups for c in args.cam))  # fmt: skip
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; bench writes a folder of records, so give a folder path")
@@ -270,10 +276,19 @@ def cmd_bench(args) -> int:
         if len(cams) > 1:
             print("\nmIoU (all) by CAM method (Table 2 layout):")
             print(format_table(cam_table(rows)))
+            if args.randomized:
+                from .evaluation import method_table
+
+                print(
+                    "\nTable 2 extended: every method, with its randomised-model sanity check (rand_*, sanity_gap):"
+                )
+                print(format_table(method_table(rows, args.kind)))
         summary = out / f"summary-{args.kind}-{args.data}.csv"
         _, kept = merge_summary(summary, rows)  # other runs' rows in this folder are kept, never replaced
         merged = f" (merged with {kept} row(s) of earlier runs in this folder)" if kept else ""
-        print(f"records: {out}/{args.kind}-{args.data}-<method>-<model>-<cam>.csv; summary: {summary}{merged}")
+        print(
+            f"records: {out}/{args.kind}-{args.data}-<method>-<model>-<cam>.csv; summary: {summary}{merged}"
+        )
         if dataset is not None:
             _write_fiftyone(args, dataset, runs, records, out)
     return 0
@@ -336,8 +351,10 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--root", default=None, help="real data folder (default: ../shared/data/<dataset>)")
     p.add_argument("--images", default=None, help="HICO-DET image folder (default: next to the annotation)")
     p.add_argument("--model", nargs="+", default=["shapes-rn"], help="one or more CLIP models")
+    p.add_argument("--cam", nargs="+", default=["gradcam"],
+                   help="saliency methods, 'all' for the seven of Table 2, 'extended' for every registered method")  # fmt: skip
     p.add_argument(
-        "--cam", nargs="+", default=["gradcam"], help="CAM methods, or 'all' for the seven of Table 2"
+        "--exclude", nargs="*", default=[], help="methods to leave out of --cam (e.g. all but scorecam)"
     )
     p.add_argument("--grids", type=int, default=64, help="number of grids (single: number of images)")
     p.add_argument("--seed", type=int, default=0)
@@ -375,6 +392,8 @@ def add_bench_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .methods import method_names
+
     parser = argparse.ArgumentParser(
         prog="python -m clipcam_utils", description="CLIPCAM: text-guided localization with Grad-CAM on CLIP"
     )
@@ -384,11 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("text")
     _add_model_args(p)
-    p.add_argument(
-        "--cam",
-        default="gradcam",
-        help="gradcam, gradcam++, xgradcam, scorecam, eigencam, eigengradcam, layercam",
-    )
+    p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
     p.add_argument(
         "--beta", type=float, default=None, help="threshold in [0, 1] (default: the model's, as in the paper)"
     )
@@ -397,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run CLIPCAM on a ShapesWorld scene (the offline default)")
     _add_model_args(p)
-    p.add_argument("--cam", default="gradcam")
+    p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
     p.add_argument("--beta", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/demo")

@@ -367,7 +367,11 @@ def _record(
 
 
 def summarize(records: pd.DataFrame) -> dict[str, float]:
-    """mIoU and quadrant accuracy over all / seen / unseen queries (failed queries count as IoU 0, miss)."""
+    """mIoU and quadrant accuracy over all / seen / unseen queries (failed queries count as IoU 0, miss).
+
+    Also `empty_rate`, the fraction of queries whose map was all zero so that no box could be drawn (failed
+    queries are counted in `errors` instead), and `s_per_query`, the mean seconds per successful query.
+    """
     iou = pd.to_numeric(records.iou, errors="coerce")
     bad = records.iou[iou.isna() | (iou < 0) | (iou > 1)]
     if len(bad):
@@ -382,18 +386,28 @@ def summarize(records: pd.DataFrame) -> dict[str, float]:
         part = records[sel]
         out[f"miou_{name}"] = float(part.iou.mean()) if len(part) else float("nan")
         out[f"acc_{name}"] = float(part.hit.astype(bool).mean()) if len(part) else float("nan")
-    out["errors"] = float((records.error.fillna("") != "").sum())
+    failed = (records.error.fillna("").astype(str) != "").to_numpy(bool)
+    out["errors"] = float(failed.sum())
+    if "x1" in records:
+        out["empty_rate"] = (
+            float((records.x1.isna().to_numpy(bool) & ~failed).mean()) if len(records) else float("nan")
+        )
+    if "seconds" in records:
+        ok = records.seconds[~failed]
+        out["s_per_query"] = float(ok.mean()) if len(ok) else float("nan")
     return out
 
 
 TABLE_COLUMNS = {
     # Table 1: object grids, mIoU all / seen / unseen per model and CAM, baselines alongside.
-    "objects": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "acc_all", "queries", "errors"],
+    "objects": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "acc_all", "empty_rate",
+                "s_per_query", "queries", "errors"],
     # Table 3: action grids, accuracy (most salient quadrant) all / seen / unseen and mIoU.
     "actions": ["method", "model", "cam", "beta", "acc_all", "acc_seen", "acc_unseen", "miou_all", "miou_seen",
-                "miou_unseen", "queries", "errors"],
+                "miou_unseen", "empty_rate", "s_per_query", "queries", "errors"],
     # The single-image setting: mIoU only (there is no distractor cell, so no accuracy).
-    "single": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "queries", "errors"],
+    "single": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "empty_rate", "s_per_query",
+               "queries", "errors"],
 }  # fmt: skip
 
 
@@ -410,16 +424,56 @@ def paper_table(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 def cam_table(rows: pd.DataFrame, metric: str = "miou_all") -> pd.DataFrame:
     """The paper's Table 2: one row per CAM method, one column per model (CLIPCAM rows only)."""
-    from .cams import CAM_METHODS, DISPLAY_NAMES
+    from .methods import display_name, method_names
 
     clip = rows[rows.method == "CLIPCAM"]
     table = clip.pivot_table(index="cam", columns="model", values=metric, sort=False)
-    order = [c for c in CAM_METHODS if c in table.index]
+    order = [c for c in method_names() if c in table.index] + [
+        c for c in table.index if c not in method_names()
+    ]
     table = table.loc[order]
-    table.index = [DISPLAY_NAMES.get(c, c) for c in order]
+    table.index = [display_name(c) for c in order]
     table.index.name = "CAM"
     table.columns.name = None
     return table
+
+
+def method_table(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Table 2 extended: one row per model and method, with its randomised copy's figures beside it.
+
+    Columns: mIoU all / seen / unseen, quadrant accuracy (not for single images), empty-map rate, seconds per
+    query, and the randomised-model sanity check (Adebayo et al.): the same metrics for the copy with a
+    re-drawn image tower (`rand_*`, from rows of method "randomized CLIPCAM") and `sanity_gap`, the trained
+    minus the randomised quadrant accuracy (mIoU for single images). A method that explains the model keeps
+    a clear positive gap.
+    """
+    from .methods import display_name, method_names
+
+    if kind not in TABLE_COLUMNS:
+        raise ValueError(f"kind must be one of {', '.join(TABLE_COLUMNS)}, got {kind!r}")
+    key = "miou_all" if kind == "single" else "acc_all"
+    metrics = ["miou_all", "miou_seen", "miou_unseen"] + ([] if kind == "single" else ["acc_all"])
+    metrics += ["empty_rate", "s_per_query"]
+    trained = rows[rows.method == "CLIPCAM"]
+    rand = rows[rows.method == "randomized CLIPCAM"].assign(
+        model=lambda d: d.model.str.removesuffix("-randomized")
+    )
+    out = []
+    order = {n: i for i, n in enumerate(method_names())}
+    for _, r in trained.sort_values("cam", key=lambda c: c.map(order).fillna(999), kind="stable").iterrows():
+        row = {
+            "model": r.model,
+            "method": display_name(r.cam),
+            **{m: r.get(m, float("nan")) for m in metrics},
+        }
+        match = rand[(rand.model == r.model) & (rand.cam == r.cam)]
+        if len(match):
+            row["rand_miou"] = float(match.miou_all.iloc[0])
+            if kind != "single":
+                row["rand_acc"] = float(match.acc_all.iloc[0])
+            row["sanity_gap"] = float(r[key] - match[key].iloc[0])
+        out.append(row)
+    return pd.DataFrame(out).sort_values("model", kind="stable").reset_index(drop=True)
 
 
 def format_table(table: pd.DataFrame, digits: int = 3) -> str:

@@ -21,8 +21,9 @@ from PIL import Image
 
 from . import shapesworld as sw
 from .boxes import Box, box_iou, resize_saliency, saliency_to_box, union_box, validate_beta
-from .cams import CAM_METHODS, DISPLAY_NAMES, clipcam_with_scores, resolve_cam
+from .cams import clipcam_with_scores, resolve_cam
 from .images import load_image, to_original_pixels
+from .methods import available_methods, display_name
 from .models import ClipModel
 from .plots import heatmap_overlay
 from .tokenizers import UnknownWordsWarning, unknown_words_message
@@ -66,7 +67,7 @@ class ExplorerResult:
         if self.error is not None:
             return f"error: {self.error}"
         box = "none (empty map)" if self.box is None else "(" + ", ".join(f"{v:.0f}" for v in self.box) + ")"
-        parts = [f"{DISPLAY_NAMES[self.cam]}, beta={self.beta:.2f}", f"score (Eq. 1) = {self.score:.3f}",
+        parts = [f"{display_name(self.cam)}, beta={self.beta:.2f}", f"score (Eq. 1) = {self.score:.3f}",
                  f"box = {box}"]  # fmt: skip
         if self.iou is not None:
             parts.append(f"IoU with ground truth = {self.iou:.3f}")
@@ -207,7 +208,7 @@ class Explorer:
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="or upload")
         self.text = W.Text(value=text if text is not None else sw.object_caption(first), description="text",
                            continuous_update=False, layout=W.Layout(width="420px"))  # fmt: skip
-        self.cam = W.Dropdown(options=[(DISPLAY_NAMES[k], k) for k in CAM_METHODS], value=resolve_cam(cam),
+        self.cam = W.Dropdown(options=[(display_name(k), k) for k in available_methods(clip)], value=resolve_cam(cam),
                               description="CAM")  # fmt: skip
         self.beta = W.FloatSlider(value=clip.default_beta if beta is None else validate_beta(beta), min=0.0,
                                   max=1.0, step=0.05, description="beta", continuous_update=False)  # fmt: skip

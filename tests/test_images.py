@@ -242,7 +242,9 @@ def test_image_beyond_pils_bomb_limit(tmp_path, monkeypatch) -> None:
         load_image(path)
 
 
-@pytest.mark.parametrize("url", ["http://example.com/a//b.jpg", "https://example.com/x.png?s=1", "HTTPS://x/y"])
+@pytest.mark.parametrize(
+    "url", ["http://example.com/a//b.jpg", "https://example.com/x.png?s=1", "HTTPS://x/y"]
+)
 def test_urls_are_refused_unmangled(url) -> None:
     with pytest.raises(ValueError) as info:
         load_image(url)
