@@ -398,11 +398,12 @@ def benchmark_to_fiftyone(
     *,
     saliency: Mapping[tuple[int, int], np.ndarray] | None = None,
     source: str = "shapes",
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> fo.Dataset:
     """The benchmarked grids as a FiftyOne dataset: ground truth, predictions in `field` with their IoU and
     failure category, saliency maps as heatmaps (``image_dir/heatmaps``) and the per-sample mean IoU
-    (:func:`sample_iou_field`). Built with `fiftyone_export.grids_to_dataset` and `add_grid_predictions`."""
+    (:func:`sample_iou_field`). Built with `fiftyone_export.grids_to_dataset` and `add_grid_predictions`; an
+    existing dataset of that name is replaced only with ``overwrite=True`` (a ValueError otherwise)."""
     from .fiftyone_export import add_grid_predictions, grids_to_dataset
 
     dataset = grids_to_dataset(grids, name, image_dir, source=source, overwrite=overwrite)

@@ -86,18 +86,40 @@ def class_index(clf: Classifier, label: str) -> int | None:
     return None
 
 
+def seen_targets(clf: Classifier, label: str) -> list[int]:
+    """The classifier's classes that are the ground truth of a seen query `label`.
+
+    Its own class of that name if it has one; else, for an ImageNet classifier and an Open Images class, the
+    ImageNet categories of `protocol.load_imagenet_targets` ("couch" -> "studio couch"). Empty when none.
+    """
+    from .protocol import load_imagenet_targets, openimages_label
+
+    own = class_index(clf, label)
+    if own is not None:
+        return [own]
+    mapped = load_imagenet_targets().get(openimages_label(label), ())
+    return [i for i in (class_index(clf, name) for name in mapped) if i is not None]
+
+
 def best_of_top_k(
     clf: Classifier, image, label: str, gt_box: Box | None, beta: float, k: int = 4, seen: bool | None = None
 ) -> tuple[int, np.ndarray, Box | None]:
     """The paper's target choice: the class itself when seen, else the top-k prediction whose box fits best.
 
-    `seen` is the protocol's flag for the query. True: the classifier's own class for `label` (matched
-    case-insensitively); when it has none (ImageNet's category names differ from Open Images' for some
-    seen classes, e.g. "couch", "mobile phone"), the top-k rule is used instead. False: always the top-k
-    rule. None (no flag known): the class itself if the classifier has it, else the top-k rule.
+    `seen` is the protocol's flag for the query. True: the ground-truth class (`seen_targets`: the
+    classifier's own class, or the ImageNet categories the class maps to, the most probable of them on this
+    image); when there is none the top-k rule is used instead. False: always the top-k rule. None (no flag
+    known): the ground-truth class if the classifier has one, else the top-k rule.
     """
     size = load_image(image).size
-    idx = None if seen is False else class_index(clf, label)
+    targets = [] if seen is False else seen_targets(clf, label)
+    idx = None
+    if len(targets) == 1:
+        idx = targets[0]
+    elif targets:
+        with torch.no_grad():
+            logits = clf.model(clf.preprocess(image))[0]
+        idx = max(targets, key=lambda i: float(logits[i]))
     if idx is not None:
         sal = resize_saliency(clf.cam(image, idx), size)
         return idx, sal, saliency_to_box(sal, beta)
@@ -153,6 +175,32 @@ class _TorchvisionViTTokens:
         return x.reshape(x.shape[0], h, w, x.shape[2]).permute(0, 3, 1, 2).float()
 
 
+def build_torchvision(
+    name: str, num_classes: int | None = None, imagenet_weights: bool = True, image_size: int = 224
+) -> tuple[nn.Module, nn.Module, object]:
+    """A torchvision classifier of `IMAGENET_MODELS`, its Grad-CAM target layer and token reshape.
+
+    `num_classes` replaces the ImageNet head with a fresh linear layer of that size (fine-tuning);
+    `imagenet_weights=False` builds random weights (tests; a ViT then accepts any `image_size` divisible by
+    its patch). The weights download once into torch hub's cache.
+    """
+    import torchvision
+
+    if name not in IMAGENET_MODELS:
+        raise ValueError(f"unknown torchvision baseline {name!r}; choose from {', '.join(IMAGENET_MODELS)}")
+    builder, enum_name, _ = IMAGENET_MODELS[name]
+    weights = getattr(torchvision.models, enum_name).IMAGENET1K_V1 if imagenet_weights else None
+    extra = {} if imagenet_weights or name.startswith("resnet") else {"image_size": image_size}
+    model = getattr(torchvision.models, builder)(weights=weights, **extra)
+    if name.startswith("resnet"):
+        if num_classes is not None:
+            model.fc = nn.Linear(model.fc.in_features, num_classes)
+        return model, model.layer4[-1], None
+    if num_classes is not None:
+        model.heads.head = nn.Linear(model.heads.head.in_features, num_classes)
+    return model, model.encoder.layers[-1].ln_1, _TorchvisionViTTokens(model.patch_size)
+
+
 def load_imagenet_baseline(name: str, device: str = "cpu") -> Classifier:
     """A torchvision ImageNet classifier with its real weights enum (downloads once; clear error offline)."""
     import torchvision
@@ -168,26 +216,53 @@ def load_imagenet_baseline(name: str, device: str = "cpu") -> Classifier:
             f"  - Offline, use the ShapesWorld baselines: {', '.join(SHAPES_BASELINES)}.\n"
             f"  - Or copy the file to {cached} (torch hub's cache) on this machine."
         )
-    model = getattr(torchvision.models, builder)(weights=weights).eval()
+    model, layer, reshape = build_torchvision(name)
+    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    if name.startswith("resnet"):
-        layer, reshape = model.layer4[-1], None
-    else:
-        layer, reshape = model.encoder.layers[-1].ln_1, _TorchvisionViTTokens(model.patch_size)
     tf = weights.transforms()
     return Classifier(model.to(device), name, list(weights.meta["categories"]), layer, reshape, (224, 224),
                       tuple(tf.mean), tuple(tf.std), beta, torch.device(device))  # fmt: skip
 
 
+ACTION_BASELINE_FORMAT = "clipcam-action-baseline"
+
+
+def load_action_baseline(path: str | Path, device: str = "cpu") -> Classifier:
+    """A torchvision classifier fine-tuned on HICO-DET's seen actions (`python -m clipcam_utils finetune-actions`).
+
+    Its classes are the seen actions as participles ("riding", "sitting on"), the labels of action grids.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"baseline checkpoint {path} does not exist; make it with `finetune-actions`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != ACTION_BASELINE_FORMAT:
+        raise ValueError(f"{path} is not a checkpoint of `python -m clipcam_utils finetune-actions`")
+    cfg = ckpt["config"]
+    model, layer, reshape = build_torchvision(cfg["arch"], len(ckpt["classes"]), False, cfg["image_size"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    size = (cfg["image_size"], cfg["image_size"])
+    name = f"{cfg['arch']}-hicodet-finetuned"
+    return Classifier(model.to(device), name, list(ckpt["classes"]), layer, reshape, size, tuple(ckpt["mean"]),
+                      tuple(ckpt["std"]), IMAGENET_MODELS[cfg["arch"]][2], torch.device(device))  # fmt: skip
+
+
 def load_baseline(name: str) -> Classifier:
-    """Any baseline by name: ShapesWorld (`shapes-cnn-objects`, ...) or torchvision (`resnet50`, ...)."""
+    """Any baseline by name: ShapesWorld (`shapes-cnn-objects`, ...), torchvision (`resnet50`, ...), or the
+    path of a fine-tuned action baseline (`finetune-actions`)."""
     if name in SHAPES_BASELINES:
         return load_shapes_baseline(name)
     if name in IMAGENET_MODELS:
         return load_imagenet_baseline(name)
+    if name.endswith((".pt", ".pth")) or os.path.sep in name:
+        return load_action_baseline(name)
     raise ValueError(
-        f"unknown baseline {name!r}; choose from {', '.join(SHAPES_BASELINES + tuple(IMAGENET_MODELS))}"
+        f"unknown baseline {name!r}; choose from {', '.join(SHAPES_BASELINES + tuple(IMAGENET_MODELS))}, "
+        "or give the path of a `finetune-actions` checkpoint"
     )
 
 
@@ -200,18 +275,16 @@ def grid_baseline_maps(
 ) -> list[np.ndarray]:  # fmt: skip
     """Baseline maps for several queries on one grid image (image resolution), one per label.
 
-    `seen` is each query's seen flag from the protocol (the grid cell's `seen`): a seen query uses the
-    classifier's own class (case-insensitive name match), an unseen one the best of its top-4 predictions.
-    A seen label the classifier does not know falls back to the top-4 rule, with one warning per
-    (classifier, label): ImageNet's 1000 category names differ from Open Images' names for some classes
-    (18 of the protocol's 100 seen classes have no exact ImageNet category), so the real profile's ImageNet
-    baselines use the top-4 rule for those, unlike the paper's fine-tuned baselines.
+    `seen` is each query's seen flag from the protocol (the grid cell's `seen`): a seen query uses its
+    ground-truth class (`seen_targets`: the classifier's own class, or for ImageNet classifiers the mapped
+    ImageNet categories), an unseen one the best of its top-4 predictions. A seen label with no target falls
+    back to the top-4 rule, with one warning per (classifier, label).
     """
     flags: list[bool | None] = list(seen) if seen is not None else [None] * len(labels)
     if len(flags) != len(labels):
         raise ValueError(f"got {len(flags)} seen flags for {len(labels)} labels")
     for lab, flag in zip(labels, flags, strict=True):
-        if flag and class_index(clf, lab) is None and (clf.name, lab) not in _WARNED_MISSING:
+        if flag and not seen_targets(clf, lab) and (clf.name, lab) not in _WARNED_MISSING:
             _WARNED_MISSING.add((clf.name, lab))
             warnings.warn(
                 f"{clf.name} has no class named {lab!r} although the protocol marks it seen; "

@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ import torch
 from . import shapesworld as sw
 from .baselines import Classifier, grid_baseline_maps
 from .cams import clipcam
-from .evaluation import PAPER_PROTOCOL, Protocol, ResultHook, run_grid_benchmark, summarize
+from .data_paths import default_data_root
+from .evaluation import PAPER_PROTOCOL, Protocol, ResultHook, resolved_settings, run_grid_benchmark, summarize
 from .grids import (
     Grid,
     build_action_grids,
@@ -38,7 +38,7 @@ from .grids import (
     single_image_grids,
 )
 from .models import ClipModel
-from .profiles import HICODET_ENV, shared_data_dir
+from .runfiles import RunLock
 
 BENCH_KINDS = ("objects", "actions", "single")
 BENCH_DATA = ("shapes", "openimages", "hicodet")
@@ -167,17 +167,6 @@ def shapes_quality_table(
 # ---------------------------------------------------------------------------------------------- bench
 
 
-def default_data_root(data: str) -> Path:
-    """Where the real data is looked for when no root is given, by the same rule as `profiles`.
-
-    The real-data folder is ``$CLIPCAM_SHARED_DATA`` if set, else ``../shared/data`` next to the project
-    (`profiles.shared_data_dir`); for HICO-DET, ``$CLIPCAM_HICODET`` (the annotation file) wins if set.
-    """
-    if data == "hicodet" and os.environ.get(HICODET_ENV):
-        return Path(os.environ[HICODET_ENV]).expanduser()
-    return shared_data_dir() / {"openimages": "openimages_v6_val_subset", "hicodet": "hicodet"}[data]
-
-
 def shapes_action_items(n_grids: int, seed: int = 0, cell_size: int = SHAPES_CELL) -> list:
     """ShapesWorld relation items (relations play actions, the object's class plays HICO-DET's object)."""
     per_relation = math.ceil(4 * n_grids / len(sw.RELATIONS)) + 4
@@ -186,11 +175,10 @@ def shapes_action_items(n_grids: int, seed: int = 0, cell_size: int = SHAPES_CEL
 
 
 def _hicodet_records(root: Path, images: Path | None):
-    from .datasets import load_hicodet
+    from .hicodet import load_hicodet
 
-    return load_hicodet(
-        root, image_dir=images if images is not None else (root if root.is_dir() else root.parent)
-    )
+    # No --images: the loader finds the official images/test2015/ from the annotations itself.
+    return load_hicodet(root, image_dir=images)
 
 
 def bench_grids(
@@ -231,7 +219,7 @@ def bench_grids(
     if data == "openimages":
         if kind == "actions":
             raise ValueError("Open Images has no actions; use --data hicodet (or shapes) for action grids")
-        from .datasets import load_openimages
+        from .openimages import load_openimages
 
         items = openimages_items(load_openimages(root))
         labels = sorted({it.label for it in items})
@@ -326,21 +314,39 @@ class BenchRun:
     weights: str = ""
 
     @property
+    def kind(self) -> str:
+        """ "baseline" for a supervised classifier, "clip" for CLIPCAM and its randomized copies."""
+        return "baseline" if "baseline" in self.method else "clip"
+
+    @property
     def slug(self) -> str:
-        text = f"{self.model}-{self.cam}".lower().replace("+", "plus")
+        """File-name part of the run: method, model and CAM, so that the CLIP `ViT-B-16` and the
+        baseline `vit_b_16` never share records ("clipcam-vit-b-16-gradcam", "imagenet-baseline-vit-b-16-gradcam")."""
+        text = f"{self.method}-{self.model}-{self.cam}".lower().replace("+", "plus")
         return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+    @property
+    def field(self) -> str:
+        """The run's FiftyOne prediction field (`fiftyone_export.prediction_field`, with the kind)."""
+        from .fiftyone_export import prediction_field
+
+        return prediction_field(self.model, self.cam, kind=self.kind)
 
 
 def bench_runs(
     models: Sequence[str | ClipModel], cams: Sequence[str], baselines: Sequence[str | Classifier] = (),
     randomized: bool = False, seed: int = 0, protocol: Protocol = PAPER_PROTOCOL, device: str = "cpu",
+    skip_unsupported: bool = False,
 ) -> list[BenchRun]:  # fmt: skip
     """CLIPCAM for each model x CAM, then the randomized copies (same CAMs), then the baselines.
 
-    Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects.
+    Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects. A
+    method that does not apply to a model's image tower is refused (`methods.UnsupportedTowerError`), or
+    left out of that model's runs with `skip_unsupported`.
     """
     from .baselines import load_baseline
     from .cams import resolve_cam
+    from .methods import get_method
     from .models import load_clip, randomized_copy
 
     cams = [resolve_cam(c) for c in cams]
@@ -352,11 +358,18 @@ def bench_runs(
     for method, clip in variants:
         beta = clip.default_beta if protocol.beta is None else protocol.beta
         weights = weights_id(clip)
-        runs += [BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam), weights) for cam in cams]
+        for cam in cams:
+            m = get_method(cam)
+            if skip_unsupported and not m.supports(clip):
+                continue
+            m.check(clip)
+            runs.append(BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam), weights))
     for b in baselines:
         clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta
         method = "seen-only baseline" if clf.name.startswith("shapes-") else "ImageNet baseline"
+        if clf.name.endswith("-finetuned"):
+            method = "fine-tuned baseline"
         runs.append(
             BenchRun(
                 method, clf.name, "gradcam", beta, baseline_saliency_fn(clf, beta, protocol), weights_id(clf)
@@ -366,8 +379,13 @@ def bench_runs(
 
 
 def _manifest(path: Path, settings: dict) -> None:
+    settings = resolved_settings(settings)  # `--beta 0.2` is the same run as the default beta 0.2
     if path.exists():
-        before = json.loads(path.read_text())
+        try:
+            before = resolved_settings(json.loads(path.read_text()))
+        except ValueError as err:
+            raise ValueError(f"{path} is not readable JSON ({err}); it records how this run was made, so "
+                             "restore it or choose another --out") from err  # fmt: skip
         if before != settings:
             changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
             raise ValueError(
@@ -385,11 +403,23 @@ def run_bench(
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:  # fmt: skip
     """Run every `BenchRun` on the same grids; return the summary rows and each run's records.
 
-    With `out`, each run appends its records to `<out>/<kind>-<data>-<model>-<cam>.csv` as it goes and
+    With `out`, each run appends its records to `<out>/<kind>-<data>-<run.slug>.csv` as it goes and
     stores its settings next to it (`.json`, including the checkpoint's `weights_id`); rerunning the same
     command with the same checkpoints resumes, a different command or retrained weights on the same folder is
     refused.
     """
+    if out is None:
+        return _run_all(runs, grids, kind, data, seed, protocol, None, progress, on_result)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with RunLock(Path(out)):  # one writer per run folder: two would duplicate records and race on summaries
+        return _run_all(runs, grids, kind, data, seed, protocol, Path(out), progress, on_result)
+
+
+def _run_all(
+    runs: Sequence[BenchRun], grids: Sequence[Grid], kind: str, data: str, seed: int, protocol: Protocol,
+    out: Path | None, progress: bool, on_result: Callable[[BenchRun], ResultHook | None] | None,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:  # fmt: skip
+    """The body of `run_bench` (the caller holds the folder's lock)."""
     rows, records = [], {}
     for run in runs:
         path = None

@@ -5,6 +5,9 @@ layer only: the layer's output is made a leaf of the autograd graph, so nothing 
 the backward pass stops there (weights stay frozen). The CAM arithmetic itself (channel weights, weighted
 sum, ReLU, min-max scaling and resizing) is the `grad-cam` package's own, in float32.
 
+Every method is a registered `methods.SaliencyMethod`: the seven of the paper's Table 2 are defined here
+(`GradCamFamily`), each later method in its own module; `cam=` accepts any registered name.
+
 Shapes: one image + one text -> (H, W); one image + N texts -> (N, H, W); N images + N texts (or one text
 for all) -> (N, H, W). Maps are at the model's input resolution; `localize` maps them onto the image.
 """
@@ -12,7 +15,7 @@ for all) -> (N, H, W). Maps are at the model's input resolution; `localize` maps
 from __future__ import annotations
 
 import hashlib
-import re
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,11 +39,13 @@ from torch import nn
 
 from .boxes import Box, resize_saliency, saliency_to_box, validate_beta
 from .device import suggest_batch_size
-from .gradients import Route, route_for, score_and_gradients
-from .images import load_image
+from .gradients import route_for, score_and_gradients
+from .images import load_image, original_size, to_original_pixels
+from .methods import SaliencyMethod, get_method, register, resolve_method
 from .models import ClipModel, ViTTokensToMap
+from .tokenizers import warn_unknown_words
 
-# The seven methods of the paper's Table 2, in its order.
+# The seven methods of the paper's Table 2, in its order (each is registered below as a `SaliencyMethod`).
 CAM_METHODS: dict[str, type[BaseCAM]] = {
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
@@ -63,14 +68,11 @@ GRADIENT_FREE = {"scorecam", "eigencam"}
 
 
 def resolve_cam(name: str) -> str:
-    """Canonical CAM name: 'Grad-CAM++', 'gradcampp' and 'GradCAMPlusPlus' all give 'gradcam++'."""
-    if not isinstance(name, str):
-        raise TypeError(f"CAM name must be a string, got {type(name).__name__}")
-    key = re.sub(r"[\s_\-]", "", name.lower()).replace("plusplus", "++").replace("pp", "++")
-    if key not in CAM_METHODS:
-        valid = ", ".join(f"{k!r} ({DISPLAY_NAMES[k]})" for k in CAM_METHODS)
-        raise ValueError(f"unknown CAM method {name!r}; valid names: {valid}")
-    return key
+    """Canonical method name: 'Grad-CAM++', 'gradcampp' and 'GradCAMPlusPlus' all give 'gradcam++'.
+
+    Every registered method is accepted (see `methods.method_names()`), not only the paper's seven.
+    """
+    return resolve_method(name)
 
 
 class ClipScoreTarget:
@@ -191,13 +193,51 @@ def _cam_math(method: str, clip: ClipModel, pixels, acts: np.ndarray, grads, tar
     """grad-cam's own weighting, ReLU and min-max scaling for already-computed activations and gradients."""
     cam = CAM_METHODS[method](model=ImageEncoder(clip), target_layers=[clip.facts.target_layer])
     cam.activations_and_grads.release()  # we supply activations ourselves; no hooks needed
-    if method == "scorecam":
-        cam.batch_size = 64
     raw = cam.get_cam_image(pixels, clip.facts.target_layer, targets, acts, grads, eigen_smooth=False)
     raw = np.maximum(raw, 0)
     size = (pixels.shape[-1], pixels.shape[-2])
     # Same two steps as BaseCAM.forward: scale and resize per layer, then aggregate (which rescales).
     return cam.aggregate_multi_layers([scale_cam_image(raw, size)[:, None, :]]).astype(np.float32)
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    """grad-cam's `scale_cam_image` step per map: subtract the min, divide by (1e-7 + max)."""
+    flat = x.flatten(1)
+    x = x - flat.min(1).values[:, None, None]
+    return x / (1e-7 + x.flatten(1).max(1).values[:, None, None])
+
+
+def gradcam_finish(raw: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """grad-cam's post-processing in torch, batched over maps: ReLU, min-max, bilinear resize, ReLU, min-max.
+
+    The same steps as `BaseCAM.forward` + `aggregate_multi_layers` for one target layer (cv2's bilinear
+    resize and torch's with align_corners=False sample the same points), on all Q maps at once.
+    """
+    x = _minmax(torch.relu(raw.float()))
+    x = torch.nn.functional.interpolate(x[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return _minmax(torch.relu(x)).cpu().numpy().astype(np.float32)
+
+
+def gradcam_raw(method: str, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """The weighted sums of Grad-CAM, Grad-CAM++, XGradCAM and LayerCAM (grad-cam's formulas), (Q, h, w).
+
+    acts, grads: (Q, C, h, w). Grad-CAM: alpha_k = mean(dy/dA^k) (Eq. 2); Grad-CAM++: its Eq. 19 weights;
+    XGradCAM: sum(dy/dA^k * A^k) / sum(A^k); LayerCAM: ReLU(dy/dA) * A per position.
+    """
+    if method == "layercam":
+        return (torch.relu(grads) * acts).sum(1)
+    if method == "gradcam":
+        w = grads.mean(dim=(2, 3))
+    elif method == "gradcam++":
+        g2 = grads**2
+        aij = g2 / (2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * grads + 1e-6)
+        aij = torch.where(grads != 0, aij, torch.zeros_like(aij))
+        w = (torch.relu(grads) * aij).sum(dim=(2, 3))
+    elif method == "xgradcam":
+        w = (grads * acts / (acts.sum(dim=(2, 3), keepdim=True) + 1e-7)).sum(dim=(2, 3))
+    else:
+        raise ValueError(f"{method!r} has no batched weighted sum")
+    return torch.einsum("qc,qchw->qhw", w, acts)
 
 
 def _quiet_scorecam():
@@ -209,6 +249,161 @@ def _quiet_scorecam():
             return it
 
     sc.tqdm = _Silent()
+
+
+class GradCamFamily(SaliencyMethod):
+    """pytorch-grad-cam's methods on CLIP's target layer (paper Section 3; Table 2's seven methods).
+
+    Activations come from one forward pass per image; gradients from the exact low-rank route of
+    `gradients.py` when the model has one (`fast=True`), else one autograd backward per query. The weighted
+    sums of Grad-CAM, Grad-CAM++, XGradCAM and LayerCAM and the post-processing run batched in torch
+    (`gradcam_raw`, `gradcam_finish`); EigenCAM and EigenGradCAM use grad-cam's own SVD code.
+    """
+
+    family = "grad-cam"
+    method_class: type[BaseCAM] = GradCAM
+
+    def compute(self, clip, pixels, text_emb, owner, fast: bool = True):
+        route = route_for(clip) if fast and self.gradients else None
+        needs_grad = self.gradients
+        if needs_grad and route is None:
+            cap = capture(clip, pixels, with_grad=True)
+        else:  # the route computes scores itself, so its forward pass can stop at the target layer
+            cap = capture_cached(clip, pixels, stop_at_layer=route is not None)
+        reshape = clip.facts.reshape_transform
+        acts_b = reshape(cap.activations.detach())  # (B, C, h, w) float32
+        grads = None
+        if route is not None:
+            ys, g = score_and_gradients(route, cap.inputs, cap.activations.detach(), text_emb, owner,
+                                        clip.logit_scale)  # fmt: skip
+            grads = reshape(g)
+            scores = ys.cpu().numpy().astype(np.float32)
+        else:
+            targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
+            ys = [target(cap.embeddings[int(b)]) for target, b in zip(targets, owner, strict=True)]
+            if needs_grad:
+                rows = []
+                for k, (y, b) in enumerate(zip(ys, owner.tolist(), strict=True)):
+                    (g,) = torch.autograd.grad(y, cap.activations, retain_graph=k < len(ys) - 1)
+                    rows.append(reshape(g)[b : b + 1])
+                grads = torch.cat(rows)
+            scores = np.array([float(y.detach()) for y in ys], np.float32)
+        return self.cam_maps(clip, pixels, acts_b, grads, text_emb, owner), scores
+
+    def cam_maps(self, clip, pixels, acts_b, grads, text_emb, owner) -> np.ndarray:
+        """Maps from the activations of each image (B, C, h, w) and the gradients of each query (Q, C, h, w)."""
+        size = tuple(pixels.shape[-2:])
+        if self.name in ("gradcam", "gradcam++", "xgradcam", "layercam"):
+            with torch.no_grad():
+                return gradcam_finish(gradcam_raw(self.name, acts_b[owner], grads.float()), size)
+        if not self.text_dependent:  # EigenCAM: one SVD per image, shared by all its texts
+            images = sorted(set(owner.tolist()))
+            maps = _cam_math(
+                self.name, clip, pixels[images], acts_b[images].cpu().numpy(), None, [None] * len(images)
+            )
+            slot = {b: i for i, b in enumerate(images)}
+            return maps[[slot[int(b)] for b in owner]]
+        targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
+        acts = acts_b[owner].cpu().numpy()
+        g = None if grads is None else grads.cpu().numpy()
+        return _cam_math(self.name, clip, pixels[owner], acts, g, targets)
+
+
+def _family(key: str, cls: type[BaseCAM], grads: bool = True, text: bool = True) -> type[GradCamFamily]:
+    attrs = {"name": key, "display": DISPLAY_NAMES[key], "method_class": cls, "gradients": grads,
+             "rank": list(CAM_METHODS).index(key),
+             "text_dependent": text, "paper": "pytorch-grad-cam (Gildenblat et al.); Table 2 of Hsia et al. 2022",
+             "__doc__": f"{DISPLAY_NAMES[key]} through pytorch-grad-cam's `{cls.__name__}` (see `GradCamFamily`)."}  # fmt: skip
+    return register(type(cls.__name__ + "Method", (GradCamFamily,), attrs))
+
+
+for _k in ("gradcam", "gradcam++", "xgradcam"):
+    _family(_k, CAM_METHODS[_k])
+
+
+@register
+class ScoreCamMethod(GradCamFamily):
+    """ScoreCAM (Wang et al. 2020): channel weights softmax_k(y(X * norm(up(A^k)))), grad-cam's formula.
+
+    The masked copies of an image do not depend on the text, so their embeddings are computed once per
+    image (C forward passes, 64 at a time) and every text's scores are cosines against them: Q texts on an
+    image cost what one does (grad-cam's `ScoreCAM` repeats the passes for every target).
+    """
+
+    name, display, method_class, gradients, rank = "scorecam", "ScoreCAM", ScoreCAM, False, 3
+    paper = "Wang et al., CVPR-W 2020"
+    batch = 64
+
+    def masked_passes(self, clip) -> int:
+        return target_channels(clip)
+
+    def cam_maps(self, clip, pixels, acts_b, grads, text_emb, owner) -> np.ndarray:
+        with torch.no_grad():
+            size = tuple(pixels.shape[-2:])
+            up = torch.nn.functional.interpolate(acts_b, size=size, mode="bilinear", align_corners=True)
+            flat = up.flatten(2)
+            lo, hi = flat.min(-1).values[..., None, None], flat.max(-1).values[..., None, None]
+            up = (up - lo) / (hi - lo + 1e-8)
+            t = text_emb.float()
+            weights = torch.empty(len(owner), acts_b.shape[1])
+            for b in range(pixels.shape[0]):
+                queries = torch.nonzero(owner == b).flatten()
+                if not len(queries):
+                    continue
+                embs = []
+                for i in range(0, up.shape[1], self.batch):
+                    masked = pixels[b][None] * up[b, i : i + self.batch, None]
+                    embs.append(clip.encode_image(masked).float())
+                e = torch.cat(embs)  # (C, E): one embedding per masked copy, shared by every text
+                cos = (t[queries] @ e.T) / (t[queries].norm(dim=-1)[:, None] * e.norm(dim=-1)[None])
+                weights[queries.cpu()] = torch.softmax(clip.logit_scale * cos, dim=-1).cpu()
+            raw = torch.einsum("qc,qchw->qhw", weights.to(acts_b.device), acts_b[owner])
+            return gradcam_finish(raw, size)
+
+
+def target_channels(clip: ClipModel) -> int:
+    """Channels C of the target layer's map (the ViT's width, the ResNet's last block's output channels)."""
+    layer = clip.facts.target_layer
+    if isinstance(layer, nn.LayerNorm):
+        return int(layer.normalized_shape[0])
+    return int(layer.bn3.num_features)
+
+
+for _k, _g, _t in (("eigencam", False, False), ("eigengradcam", True, True), ("layercam", True, True)):
+    _family(_k, CAM_METHODS[_k], _g, _t)
+
+
+COST_WARN_SECONDS = 60.0
+_cost_warned: set[tuple] = set()
+
+
+class CostWarning(UserWarning):
+    """A method will take minutes per image on this device."""
+
+
+def _warn_cost(clip: ClipModel, method: SaliencyMethod, n_images: int, pixels: torch.Tensor) -> None:
+    """Warn once per model and method before a run whose masked passes take minutes per image on a CPU."""
+    if clip.device.type != "cpu" or (clip.name, method.name) in _cost_warned:
+        return
+    passes = method.masked_passes(clip)
+    if passes < 16:
+        return
+    with torch.no_grad():  # one timed forward pass (a fraction of the cost it estimates)
+        t0 = time.perf_counter()
+        clip.encode_image(pixels[:1])
+        per_pass = time.perf_counter() - t0
+    per_image = passes * per_pass
+    if per_image < COST_WARN_SECONDS:
+        return
+    _cost_warned.add((clip.name, method.name))
+    warnings.warn(
+        f"{method.display} on {clip.name} runs {passes} masked forward passes per image (shared by all its "
+        f"texts): about {per_image / 60:.1f} min per image, {n_images * per_image / 60:.1f} min for these "
+        f"{n_images} image(s) on this CPU (a forward pass takes {per_pass:.2f} s here). A GPU (device='cuda') "
+        "or a one-pass method (gradcam, gradeclip, maskclip) is much faster",
+        CostWarning,
+        stacklevel=3,
+    )
 
 
 def clipcam(
@@ -234,19 +429,24 @@ def clipcam_with_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """`clipcam` plus the Eq. 1 score of each pair, taken from the same forward pass.
 
-    Every distinct image is encoded once, `batch_size` images per forward pass (default: what the device
-    fits, see `device.suggest_batch_size`), and all of its queries share that pass. With `fast=True` the
-    gradients come from the exact low-rank route of `gradients.py` where the model allows it; `fast=False`
-    uses one autograd backward per query (the same numbers, slower; kept for comparison).
+    `cam` is any registered method (`methods.method_names()`); one that does not apply to the model's tower
+    is refused with the list of those that do. Every distinct image is encoded once, `batch_size` images
+    per forward pass (default: what the device fits, see `device.suggest_batch_size`), and all of its
+    queries share that pass. With `fast=True` the grad-cam methods take their gradients from the exact
+    low-rank route of `gradients.py` where the model allows it; `fast=False` uses one autograd backward per
+    query (the same numbers, slower; kept for comparison). Methods whose masked forward passes take minutes
+    per image on a CPU warn first with an estimate (`CostWarning`).
     """
-    method = resolve_cam(cam)
+    method = get_method(cam)
+    method.check(clip)
     imgs, txts, single = _pair(images, texts)
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive integer or None (automatic), got {batch_size!r}")
+    warn_unknown_words(clip.tokenizer, txts, stacklevel=4)  # a text the model cannot read gets a warning
     text_emb = clip.encode_text(txts)
-    if method == "scorecam":
+    if method.name == "scorecam":
         _quiet_scorecam()
     # Distinct images (by identity) in order of first use, and which image each query asks about.
     index: dict[int, int] = {}
@@ -258,57 +458,23 @@ def clipcam_with_scores(
             index[key] = len(unique)
             unique.append(im)
         owner[q] = index[key]
-    route = route_for(clip) if fast and method not in GRADIENT_FREE else None
     if batch_size is None:
         h, w = clip.image_size
         batch_size = suggest_batch_size(clip.device, per_item_bytes=64 * 3 * h * w * 4, max_batch=64)
-    if method == "scorecam":
-        batch_size = 1  # ScoreCAM already batches its masked copies of one image
+    if method.masked_passes(clip) > 0:
+        batch_size = 1  # the method already batches its masked copies of one image
     maps = np.empty((len(imgs), *clip.image_size), np.float32)
     scores = np.empty(len(imgs), np.float32)
     for start in range(0, len(unique), batch_size):
         stop = min(start + batch_size, len(unique))
         queries = np.flatnonzero((owner >= start) & (owner < stop))
         pixels = clip.preprocess(unique[start:stop])
+        if start == 0:
+            _warn_cost(clip, method, len(unique), pixels)
         local = torch.as_tensor(owner[queries] - start, device=pixels.device)
-        m, sc = _maps_for_batch(clip, method, pixels, text_emb[queries], local, route)
+        m, sc = method.compute(clip, pixels, text_emb[queries], local, fast=fast)
         maps[queries], scores[queries] = m, sc
     return (maps[0], scores[0:1]) if single else (maps, scores)
-
-
-def _maps_for_batch(
-    clip: ClipModel,
-    method: str,
-    pixels: torch.Tensor,
-    text_emb: torch.Tensor,
-    owner: torch.Tensor,
-    route: Route | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Maps and scores for preprocessed images (B, 3, H, W) and Q queries; query q asks about image owner[q]."""
-    targets = [ClipScoreTarget(t, clip.logit_scale) for t in text_emb]
-    needs_grad = method not in GRADIENT_FREE
-    if needs_grad and route is None:
-        cap = capture(clip, pixels, with_grad=True)
-    else:  # the route computes scores itself, so its forward pass can stop at the target layer
-        cap = capture_cached(clip, pixels, stop_at_layer=route is not None)
-    reshape = clip.facts.reshape_transform
-    acts = reshape(cap.activations.detach())[owner].cpu().numpy()
-    grads = None
-    if route is not None:
-        ys, g = score_and_gradients(route, cap.inputs, cap.activations.detach(), text_emb, owner,
-                                    clip.logit_scale)  # fmt: skip
-        grads = reshape(g).cpu().numpy()
-        scores = ys.cpu().numpy().astype(np.float32)
-    else:
-        ys = [target(cap.embeddings[int(b)]) for target, b in zip(targets, owner, strict=True)]
-        if needs_grad:
-            rows = []
-            for k, (y, b) in enumerate(zip(ys, owner.tolist(), strict=True)):
-                (g,) = torch.autograd.grad(y, cap.activations, retain_graph=k < len(ys) - 1)
-                rows.append(reshape(g)[b : b + 1].cpu().numpy())
-            grads = np.concatenate(rows)
-        scores = np.array([float(y.detach()) for y in ys], np.float32)
-    return _cam_math(method, clip, pixels[owner], acts, grads, targets), scores
 
 
 def reference_clipcam(clip: ClipModel, image, text: str, cam: str = "gradcam") -> np.ndarray:
@@ -318,6 +484,10 @@ def reference_clipcam(clip: ClipModel, image, text: str, cam: str = "gradcam") -
     the performance benchmark compare `clipcam` against it.
     """
     method = resolve_cam(cam)
+    if method not in CAM_METHODS:
+        raise ValueError(
+            f"reference_clipcam runs pytorch-grad-cam's own classes: one of {', '.join(CAM_METHODS)}"
+        )
     if method == "scorecam":
         _quiet_scorecam()
     pixels = clip.preprocess(image).requires_grad_(True)  # frozen weights: the input carries the graph
@@ -384,8 +554,8 @@ class Localization:
     text: str
     cam: str
     beta: float
-    box: Box | None  # pixels of the original image; None when the map is empty
-    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the image's size
+    box: Box | None  # pixels of the caller's image (the file's, even when decoded reduced); None: empty
+    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the decoded image's size (see images.load_image)
     score: float  # Eq. 1
     image_size: tuple[int, int]
 
@@ -417,4 +587,7 @@ def localize(
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         box = saliency_to_box(full, beta)
-    return Localization(text, method, beta, box, full, float(scores[0]), pil.size)
+    # A huge file is decoded reduced: report the box and size in the file's own pixels.
+    return Localization(
+        text, method, beta, to_original_pixels(box, pil), full, float(scores[0]), original_size(pil)
+    )

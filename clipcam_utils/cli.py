@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -33,20 +34,61 @@ def _load(args):
     )
 
 
+OVERLAY_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_overlay_path(out: str | Path) -> Path:
+    """Refuse, before anything is computed, an overlay path that cannot be written (folder, extension, rights)."""
+    path = Path(out).expanduser()
+    supported = ", ".join(OVERLAY_FORMATS)
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        raise ValueError(f"--out {out} is a folder; give a file name such as {path / 'overlay.png'}")
+    if path.suffix.lower() not in OVERLAY_FORMATS:
+        what = f"unknown extension {path.suffix!r}" if path.suffix else "no file extension"
+        raise ValueError(f"--out {out} has {what}; supported: {supported}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+    import tempfile
+
+    try:  # the only reliable test (root, read-only mounts, ACLs): create a file there
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".clipcam-write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"--out {out}: cannot write in {parent} ({err.strerror or err}); choose another --out"
+        ) from err
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"--out {out} exists and is not writable; choose another --out")
+    return path
+
+
 def cmd_localize(args) -> int:
-    """Localize TEXT in IMAGE; write the overlay and print the result as JSON."""
+    """Localize TEXT in IMAGE; print the result as JSON, then write the overlay."""
     from .cams import localize
     from .plots import heatmap_overlay
 
+    out = check_overlay_path(args.out) if args.out else None  # before the model runs, not after
+    if out is not None and Path(str(args.image)).exists() and out.resolve() == Path(args.image).resolve():
+        raise ValueError(
+            f"--out {args.out} is the input image; the overlay would replace it. Choose another name"
+        )
     clip = _load(args)
     result = localize(clip, args.image, args.text, cam=args.cam, beta=args.beta)
     payload = {"image": str(args.image), "model": clip.name, **result.to_json()}
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        heatmap_overlay(args.image, result.saliency, result.box).save(out)
+    if out is not None:
         payload["overlay"] = str(out)
-    print(json.dumps(payload))
+    print(json.dumps(payload), flush=True)  # the result is out before anything can fail writing files
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            heatmap_overlay(args.image, result.saliency, result.box).save(out)
+        except OSError as err:
+            raise ValueError(
+                f"the overlay could not be written to {out} ({err}); the result above is complete"
+            ) from err
     return 0
 
 
@@ -117,6 +159,7 @@ def cmd_eval_shapes(args) -> int:
         "miou_seen",
         "miou_unseen",
         "acc_all",
+        "empty_rate",
         "queries",
     ]
     with pd.option_context("display.width", 200, "display.precision", 3):
@@ -192,55 +235,104 @@ def cmd_bench(args) -> int:
     from .benchmarks import bench_grids, bench_runs, run_bench
     from .cams import CAM_METHODS
     from .evaluation import cam_table, format_table, paper_table
+    from .methods import method_names, resolve_method
+    from .runfiles import RunLock, merge_summary
 
     protocol = _bench_protocol(args)
-    cams = list(CAM_METHODS) if args.cam == ["all"] else args.cam
+    groups = {"all": list(CAM_METHODS), "extended": method_names()}
+    skip = {resolve_method(c) for c in args.exclude}
+    cams = [c for name in args.cam for c in groups.get(name, [name]) if resolve_method(c) not in skip]
     grids, what = bench_grids(args.kind, args.data, args.grids, args.seed, args.root, args.images)
     if not grids:
         raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
-    runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device)
+    # A group skips the (model, method) pairs that do not apply; a method named alone is refused instead.
+    runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device,
+                      skip_unsupported=any(c in groups for c in args.cam))  # fmt: skip
     out = Path(args.out)
-    hook = _heatmap_saver(out / "heatmaps" / f"{args.kind}-{args.data}") if args.fiftyone else None
-    rows, records = run_bench(runs, grids, args.kind, args.data, args.seed, protocol, out,
-                              progress=not args.no_progress, on_result=hook)  # fmt: skip
-    shapes_models = all(m.startswith("shapes-") for m in args.model)
-    if args.data == "shapes":
-        label = "ShapesWorld figures, not the paper's"
-    elif shapes_models:
-        label = "PIPELINE RUN on real data with the offline ShapesWorld models: not the paper's figures"
-    else:
-        label = "real data"
-    paper = type(protocol)(prompt="{}" if _is_action_bench(args) else "a photo of a {}").options()
-    changed = {k: v for k, v in protocol.options().items() if v != paper[k]}
-    print(f"bench {args.kind} --data {args.data}: {what}")
-    print(f"protocol: paper's description{'' if not changed else ' with ' + str(changed)}; {label}")
-    table = paper_table(rows, args.kind)
-    print(format_table(table))
-    if len(cams) > 1:
-        print("\nmIoU (all) by CAM method (Table 2 layout):")
-        print(format_table(cam_table(rows)))
-    rows.to_csv(out / f"summary-{args.kind}-{args.data}.csv", index=False)
-    print(
-        f"records: {out}/{args.kind}-{args.data}-<model>-<cam>.csv; summary: {out}/summary-{args.kind}-{args.data}.csv"
-    )
-    if args.fiftyone:
-        from .fiftyone_export import add_grid_predictions, grids_to_dataset, prediction_field
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; bench writes a folder of records, so give a folder path")
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # held from the first record to the last FiftyOne write
+        dataset = _fiftyone_target(args, grids, runs, out) if args.fiftyone else None
+        hook = _heatmap_saver(out / "heatmaps" / f"{args.kind}-{args.data}") if args.fiftyone else None
+        try:
+            rows, records = run_bench(runs, grids, args.kind, args.data, args.seed, protocol, out,
+                                      progress=not args.no_progress, on_result=hook)  # fmt: skip
+        except KeyboardInterrupt:
+            return _interrupted(args, runs, out)
+        shapes_models = all(m.startswith("shapes-") for m in args.model)
+        if args.data == "shapes":
+            label = "ShapesWorld figures, not the paper's"
+        elif shapes_models:
+            label = "PIPELINE RUN on real data with the offline ShapesWorld models: not the paper's figures"
+        else:
+            label = "real data"
+        paper = type(protocol)(prompt="{}" if _is_action_bench(args) else "a photo of a {}").options()
+        changed = {k: v for k, v in protocol.options().items() if v != paper[k]}
+        print(f"bench {args.kind} --data {args.data}: {what}")
+        print(f"protocol: paper's description{'' if not changed else ' with ' + str(changed)}; {label}")
+        table = paper_table(rows, args.kind)
+        print(format_table(table))
+        if len(cams) > 1:
+            print("\nmIoU (all) by CAM method (Table 2 layout):")
+            print(format_table(cam_table(rows)))
+            if args.randomized:
+                from .evaluation import method_table
 
-        dataset = grids_to_dataset(grids, args.fiftyone, out / "grids" / f"{args.kind}-{args.data}", args.data,
-                                   overwrite=True)  # fmt: skip
-        maps_root = out / "heatmaps" / f"{args.kind}-{args.data}"
-        for run in runs:
-            df = records[run.slug]
-            maps = {}
-            for gid, cell in zip(df.grid_id, df.cell, strict=True):
-                png = maps_root / run.slug / f"g{int(gid):05d}-c{int(cell)}.png"
-                if png.exists():
-                    maps[(int(gid), int(cell))] = png
-            add_grid_predictions(dataset, prediction_field(run.model, run.cam), df, maps,
-                                 heatmap_dir=out / "fiftyone-heatmaps")  # fmt: skip
-        print(f"FiftyOne dataset {dataset.name!r}: {len(dataset)} samples, predictions in "
-              f"{', '.join(prediction_field(r.model, r.cam) for r in runs)}")  # fmt: skip
+                print(
+                    "\nTable 2 extended: every method, with its randomised-model sanity check (rand_*, sanity_gap):"
+                )
+                print(format_table(method_table(rows, args.kind)))
+        summary = out / f"summary-{args.kind}-{args.data}.csv"
+        _, kept = merge_summary(summary, rows)  # other runs' rows in this folder are kept, never replaced
+        merged = f" (merged with {kept} row(s) of earlier runs in this folder)" if kept else ""
+        print(
+            f"records: {out}/{args.kind}-{args.data}-<method>-<model>-<cam>.csv; summary: {summary}{merged}"
+        )
+        if dataset is not None:
+            _write_fiftyone(args, dataset, runs, records, out)
     return 0
+
+
+def _interrupted(args, runs, out: Path) -> int:
+    """Ctrl-C: say what is safe on disk and the command that resumes; exit code 130."""
+    from .runfiles import count_records
+
+    files = [out / f"{args.kind}-{args.data}-{run.slug}.csv" for run in runs]
+    safe = sum(count_records(f) for f in files)
+    prog = "clipcam" if Path(sys.argv[0]).name == "clipcam" else "python -m clipcam_utils"
+    print(f"interrupted: {safe} record(s) are safe in {out}/{args.kind}-{args.data}-*.csv; resume with: "
+          f"{prog} {shlex.join(args.argv)}", file=sys.stderr, flush=True)  # fmt: skip
+    return 130
+
+
+def _fiftyone_target(args, grids, runs, out: Path):
+    """The FiftyOne dataset of this run, checked before anything is computed (nothing replaced unasked)."""
+    from .fiftyone_export import open_grid_dataset
+
+    fields = [run.field for run in runs]
+    dataset, notes = open_grid_dataset(grids, args.fiftyone, out / "grids" / f"{args.kind}-{args.data}",
+                                       args.data, fields, overwrite=args.overwrite)  # fmt: skip
+    for note in notes:
+        print(f"FiftyOne: {note}", flush=True)
+    return dataset
+
+
+def _write_fiftyone(args, dataset, runs, records, out: Path) -> None:
+    from .fiftyone_export import add_grid_predictions, database_location
+
+    maps_root = out / "heatmaps" / f"{args.kind}-{args.data}"
+    for run in runs:
+        df = records[run.slug]
+        maps = {}
+        for gid, cell in zip(df.grid_id, df.cell, strict=True):
+            png = maps_root / run.slug / f"g{int(gid):05d}-c{int(cell)}.png"
+            if png.exists():
+                maps[(int(gid), int(cell))] = png
+        add_grid_predictions(dataset, run.field, df, maps,
+                             heatmap_dir=out / "fiftyone-heatmaps")  # fmt: skip
+    print(f"FiftyOne dataset {dataset.name!r} ({database_location()}): {len(dataset)} samples, predictions in "
+          f"{', '.join(r.field for r in runs)}")  # fmt: skip
 
 
 def add_bench_parser(sub) -> None:
@@ -259,8 +351,10 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--root", default=None, help="real data folder (default: ../shared/data/<dataset>)")
     p.add_argument("--images", default=None, help="HICO-DET image folder (default: next to the annotation)")
     p.add_argument("--model", nargs="+", default=["shapes-rn"], help="one or more CLIP models")
+    p.add_argument("--cam", nargs="+", default=["gradcam"],
+                   help="saliency methods, 'all' for the seven of Table 2, 'extended' for every registered method")  # fmt: skip
     p.add_argument(
-        "--cam", nargs="+", default=["gradcam"], help="CAM methods, or 'all' for the seven of Table 2"
+        "--exclude", nargs="*", default=[], help="methods to leave out of --cam (e.g. all but scorecam)"
     )
     p.add_argument("--grids", type=int, default=64, help="number of grids (single: number of images)")
     p.add_argument("--seed", type=int, default=0)
@@ -274,6 +368,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--fiftyone", default=None, metavar="NAME",
                    help="write grids, predictions, heatmaps and IoU to the FiftyOne dataset clipcam-NAME")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --fiftyone: replace this run's fields (or a dataset of other grids) if they exist")  # fmt: skip
     g = p.add_argument_group(
         "protocol (default: the paper's description; each flag = one official-code choice)"
     )
@@ -296,6 +392,8 @@ def add_bench_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .methods import method_names
+
     parser = argparse.ArgumentParser(
         prog="python -m clipcam_utils", description="CLIPCAM: text-guided localization with Grad-CAM on CLIP"
     )
@@ -305,11 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("text")
     _add_model_args(p)
-    p.add_argument(
-        "--cam",
-        default="gradcam",
-        help="gradcam, gradcam++, xgradcam, scorecam, eigencam, eigengradcam, layercam",
-    )
+    p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
     p.add_argument(
         "--beta", type=float, default=None, help="threshold in [0, 1] (default: the model's, as in the paper)"
     )
@@ -318,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run CLIPCAM on a ShapesWorld scene (the offline default)")
     _add_model_args(p)
-    p.add_argument("--cam", default="gradcam")
+    p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
     p.add_argument("--beta", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/demo")
@@ -347,8 +441,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)
     add_perf_parser(sub)
+    add_finetune_parser(sub)
     add_fiftyone_plugin_parser(sub)
     return parser
+
+
+def add_finetune_parser(sub) -> None:
+    """`finetune-actions`: the paper's fine-tuned action baselines (see finetune.py)."""
+    from . import finetune
+
+    p = sub.add_parser("finetune-actions", help="fine-tune an ImageNet classifier on HICO-DET's seen actions "
+                       "(the Table 3 baselines); resumable")  # fmt: skip
+    finetune.add_arguments(p)
+    p.set_defaults(func=finetune.run)
 
 
 def add_perf_parser(sub) -> None:
@@ -384,12 +489,22 @@ def add_fiftyone_plugin_parser(sub) -> None:
     p.set_defaults(func=cmd_fiftyone_plugin)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr (`warning: ...`), without the source line Python adds."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for "resume with" hints
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No pretrained weights loaded")
+            warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except (
         FileNotFoundError,
         FileExistsError,
@@ -401,9 +516,20 @@ def main(argv: list[str] | None = None) -> int:
     ) as err:
         if os.environ.get("CLIPCAM_DEBUG"):
             raise
-        hint = "" if isinstance(err, (FileNotFoundError, FileExistsError, IsADirectoryError, ValueError, WeightsUnavailableError)) \
+        from .runfiles import FolderLockedError
+
+        hint = "" if isinstance(err, (FileNotFoundError, FileExistsError, IsADirectoryError, ValueError,
+                                      WeightsUnavailableError, FolderLockedError)) \
             else " (if this looks like a bug, rerun with CLIPCAM_DEBUG=1 for the traceback)"  # fmt: skip
         print(f"error: {err}{hint}", file=sys.stderr)
+        return 2
+    except (
+        OSError
+    ) as err:  # permissions, full disks, files where folders should be: a message, not a traceback
+        if os.environ.get("CLIPCAM_DEBUG"):
+            raise
+        print(f"error: {err} (check the path and its permissions; CLIPCAM_DEBUG=1 shows the traceback)",
+              file=sys.stderr)  # fmt: skip
         return 2
 
 

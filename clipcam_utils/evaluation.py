@@ -30,6 +30,8 @@ from .boxes import (
     validate_beta,
 )
 from .grids import Grid, GridCell, quadrant_of
+from .runfiles import RunLock, read_records
+from .tokenizers import UnknownWordsWarning
 
 RECORD_COLUMNS = ["grid_id", "cell", "item_id", "label", "group", "text", "seen", "x1", "y1", "x2", "y2",
                   "gt_x1", "gt_y1", "gt_x2", "gt_y2", "iou", "hit", "seconds", "error"]  # fmt: skip
@@ -88,7 +90,7 @@ class Protocol:
 
     def text(self, label: str, obj: str | None = None) -> str:
         """The query text for a label (and an action's object)."""
-        from .shapesworld import object_caption
+        from .prompts import object_caption
 
         template = self.prompt
         if "{object}" in template:
@@ -158,57 +160,20 @@ def score_query(
     return (None if box is None else _scale(box, 1 / f)), iou, hit
 
 
-def _cut_torn_tail(path: Path) -> None:
-    """A run killed while appending may leave a last line without its newline (possibly inside a quoted
-    field, which the CSV parser cannot recover from): cut the file back to its last complete line."""
-    with path.open("rb+") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        step, pos = 1 << 16, size
-        while pos > 0:
-            start = max(0, pos - step)
-            f.seek(start)
-            chunk = f.read(pos - start)
-            i = chunk.rfind(b"\n")
-            if i >= 0:
-                f.truncate(start + i + 1)
-                return
-            pos = start
-        f.truncate(0)
-
-
 def _done_keys(path: Path) -> tuple[pd.DataFrame, set[tuple[int, int]]]:
     """Completed records of a results file and their (grid_id, cell) keys.
 
-    Torn last lines are cut off; failed records (non-empty `error`) are dropped from the file so that a
-    rerun computes them again. The file is rewritten when anything was dropped.
+    The file is checked line by line (`runfiles.read_records`): bad, duplicated and torn lines are moved to
+    a quarantine file with a warning, and failed records (non-empty `error`) are dropped so that a rerun
+    computes them again.
     """
-    if path.exists():
-        _cut_torn_tail(path)
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=RECORD_COLUMNS), set()
-    try:
-        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(
-            f"{path} cannot be read as a results CSV ({err}); choose another --out or delete it"
-        ) from err
-    missing = set(RECORD_COLUMNS) - set(df.columns)
-    if missing:
-        raise ValueError(f"{path} is not a results file of this benchmark (missing columns {sorted(missing)}); "
-                         "choose another --out or delete it")  # fmt: skip
-    complete = df.dropna(subset=["grid_id", "cell", "iou", "hit"])
-    ok = complete[complete.error.fillna("").astype(str) == ""]
-    if len(ok) < len(df):
-        ok.to_csv(path, index=False)  # drop incomplete and failed rows: the rerun retries them
+    ok = read_records(path, RECORD_COLUMNS)
     df = ok.assign(grid_id=ok.grid_id.astype(int), cell=ok.cell.astype(int))
     df["error"] = df.error.fillna("").astype(str)
     df["hit"] = df.hit.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    df["iou"] = df.iou.astype(float)
     return df.reset_index(drop=True), set(zip(df.grid_id, df.cell, strict=True))
 
 
@@ -219,11 +184,15 @@ def settings_path(path: str | Path) -> Path:
 
 def _check_settings(path: Path, beta: float, protocol: Protocol) -> None:
     """Refuse to resume a results file written under another beta or protocol; record them for a new file."""
-    settings = json.loads(json.dumps({"beta": float(beta), "protocol": protocol.options()}))
+    settings = resolved_settings({"beta": float(beta), "protocol": protocol.options()})
     side = settings_path(path)
     has_rows = path.exists() and path.stat().st_size > 0
     if has_rows and side.exists():
-        before = json.loads(side.read_text())
+        try:
+            before = resolved_settings(json.loads(side.read_text()))
+        except (ValueError, AttributeError) as err:
+            raise ValueError(f"{side} is not readable JSON settings ({err}); it records how {path} was scored, "
+                             "so restore it or choose another --out") from err  # fmt: skip
         if before != settings:
             changed = [k for k in ("beta",) if before.get("beta") != settings["beta"]] + [
                 f"protocol.{k}" for k in sorted(set(before.get("protocol", {})) | set(settings["protocol"]))
@@ -235,6 +204,15 @@ def _check_settings(path: Path, beta: float, protocol: Protocol) -> None:
             )
         return
     side.write_text(json.dumps(settings, indent=1, sort_keys=True))
+
+
+def resolved_settings(settings: dict) -> dict:
+    """Settings with the protocol's beta resolved to the beta used: `--beta 0.2` equals a default of 0.2."""
+    settings = json.loads(json.dumps(settings))
+    protocol = settings.get("protocol")
+    if isinstance(protocol, dict) and protocol.get("beta") is None and settings.get("beta") is not None:
+        protocol["beta"] = settings["beta"]
+    return settings
 
 
 ResultHook = Callable[[Grid, int, str, np.ndarray, "Box | None", float], None]
@@ -263,11 +241,44 @@ def run_grid_benchmark(
     path = Path(out) if out is not None else None
     done: set[tuple[int, int]] = set()
     previous = pd.DataFrame(columns=RECORD_COLUMNS)
+    lock, caught = None, []
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _check_settings(path, beta, protocol)
-        previous, done = _done_keys(path)
-        _check_same_items(previous, grids, path)
+        lock = RunLock(path).acquire()  # a second writer would duplicate records
+    try:
+        if path is not None:
+            _check_settings(path, beta, protocol)
+            previous, done = _done_keys(path)
+            _check_same_items(previous, grids, path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownWordsWarning)
+            return _run_grids(saliency_fn, grids, beta, protocol, path, progress, text_fn, on_result, previous,
+                              done)  # fmt: skip
+    finally:
+        if lock is not None:
+            lock.release()
+        _summarise_unknown_words(caught)
+
+
+def _summarise_unknown_words(caught: list) -> None:
+    """One warning for all query texts with unknown words, instead of one per text (re-issue the others)."""
+    texts: dict[str, None] = {}
+    for w in caught:
+        if issubclass(w.category, UnknownWordsWarning):
+            texts[str(w.message)] = None
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if texts:
+        warnings.warn(f"{len(texts)} query text(s) hold words the model does not know, e.g. {next(iter(texts))}",
+                      UnknownWordsWarning, stacklevel=3)  # fmt: skip
+
+
+def _run_grids(
+    saliency_fn: Callable, grids: Sequence[Grid], beta: float, protocol: Protocol, path: Path | None,
+    progress: bool, text_fn: Callable | None, on_result: ResultHook | None, previous: pd.DataFrame,
+    done: set[tuple[int, int]],
+) -> pd.DataFrame:  # fmt: skip
+    """The loop of `run_grid_benchmark` (the caller holds the lock and has read the earlier records)."""
     rows: list[dict] = []
     todo = [g for g in grids if any((g.grid_id, c.cell) not in done for c in g.cells)]
     iterator = todo
@@ -324,6 +335,10 @@ def run_grid_benchmark(
                 path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False
             )
     fresh = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    asked = {(g.grid_id, c.cell) for g in grids for c in g.cells}
+    previous = previous[
+        [k in asked for k in zip(previous.grid_id, previous.cell, strict=True)]
+    ]  # these grids only
     frames = [f for f in (previous, fresh) if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else fresh
 
@@ -352,7 +367,18 @@ def _record(
 
 
 def summarize(records: pd.DataFrame) -> dict[str, float]:
-    """mIoU and quadrant accuracy over all / seen / unseen queries (failed queries count as IoU 0, miss)."""
+    """mIoU and quadrant accuracy over all / seen / unseen queries (failed queries count as IoU 0, miss).
+
+    Also `empty_rate`, the fraction of queries whose map was all zero so that no box could be drawn (failed
+    queries are counted in `errors` instead), and `s_per_query`, the mean seconds per successful query.
+    """
+    iou = pd.to_numeric(records.iou, errors="coerce")
+    bad = records.iou[iou.isna() | (iou < 0) | (iou > 1)]
+    if len(bad):
+        raise ValueError(f"records hold {len(bad)} iou value(s) that are not numbers in [0, 1] (row "
+                         f"{bad.index[0]}: {bad.iloc[0]!r}); read records files with run_grid_benchmark, which "
+                         "checks every line and quarantines bad ones")  # fmt: skip
+    records = records.assign(iou=iou)
     out: dict[str, float] = {"queries": float(len(records))}
     seen = records.seen.astype("boolean")
     for name, sel in (("all", np.ones(len(records), bool)), ("seen", seen.fillna(False).to_numpy(bool)),
@@ -360,18 +386,28 @@ def summarize(records: pd.DataFrame) -> dict[str, float]:
         part = records[sel]
         out[f"miou_{name}"] = float(part.iou.mean()) if len(part) else float("nan")
         out[f"acc_{name}"] = float(part.hit.astype(bool).mean()) if len(part) else float("nan")
-    out["errors"] = float((records.error.fillna("") != "").sum())
+    failed = (records.error.fillna("").astype(str) != "").to_numpy(bool)
+    out["errors"] = float(failed.sum())
+    if "x1" in records:
+        out["empty_rate"] = (
+            float((records.x1.isna().to_numpy(bool) & ~failed).mean()) if len(records) else float("nan")
+        )
+    if "seconds" in records:
+        ok = records.seconds[~failed]
+        out["s_per_query"] = float(ok.mean()) if len(ok) else float("nan")
     return out
 
 
 TABLE_COLUMNS = {
     # Table 1: object grids, mIoU all / seen / unseen per model and CAM, baselines alongside.
-    "objects": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "acc_all", "queries", "errors"],
+    "objects": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "acc_all", "empty_rate",
+                "s_per_query", "queries", "errors"],
     # Table 3: action grids, accuracy (most salient quadrant) all / seen / unseen and mIoU.
     "actions": ["method", "model", "cam", "beta", "acc_all", "acc_seen", "acc_unseen", "miou_all", "miou_seen",
-                "miou_unseen", "queries", "errors"],
+                "miou_unseen", "empty_rate", "s_per_query", "queries", "errors"],
     # The single-image setting: mIoU only (there is no distractor cell, so no accuracy).
-    "single": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "queries", "errors"],
+    "single": ["method", "model", "cam", "beta", "miou_all", "miou_seen", "miou_unseen", "empty_rate", "s_per_query",
+               "queries", "errors"],
 }  # fmt: skip
 
 
@@ -388,16 +424,56 @@ def paper_table(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 def cam_table(rows: pd.DataFrame, metric: str = "miou_all") -> pd.DataFrame:
     """The paper's Table 2: one row per CAM method, one column per model (CLIPCAM rows only)."""
-    from .cams import CAM_METHODS, DISPLAY_NAMES
+    from .methods import display_name, method_names
 
     clip = rows[rows.method == "CLIPCAM"]
     table = clip.pivot_table(index="cam", columns="model", values=metric, sort=False)
-    order = [c for c in CAM_METHODS if c in table.index]
+    order = [c for c in method_names() if c in table.index] + [
+        c for c in table.index if c not in method_names()
+    ]
     table = table.loc[order]
-    table.index = [DISPLAY_NAMES.get(c, c) for c in order]
+    table.index = [display_name(c) for c in order]
     table.index.name = "CAM"
     table.columns.name = None
     return table
+
+
+def method_table(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Table 2 extended: one row per model and method, with its randomised copy's figures beside it.
+
+    Columns: mIoU all / seen / unseen, quadrant accuracy (not for single images), empty-map rate, seconds per
+    query, and the randomised-model sanity check (Adebayo et al.): the same metrics for the copy with a
+    re-drawn image tower (`rand_*`, from rows of method "randomized CLIPCAM") and `sanity_gap`, the trained
+    minus the randomised quadrant accuracy (mIoU for single images). A method that explains the model keeps
+    a clear positive gap.
+    """
+    from .methods import display_name, method_names
+
+    if kind not in TABLE_COLUMNS:
+        raise ValueError(f"kind must be one of {', '.join(TABLE_COLUMNS)}, got {kind!r}")
+    key = "miou_all" if kind == "single" else "acc_all"
+    metrics = ["miou_all", "miou_seen", "miou_unseen"] + ([] if kind == "single" else ["acc_all"])
+    metrics += ["empty_rate", "s_per_query"]
+    trained = rows[rows.method == "CLIPCAM"]
+    rand = rows[rows.method == "randomized CLIPCAM"].assign(
+        model=lambda d: d.model.str.removesuffix("-randomized")
+    )
+    out = []
+    order = {n: i for i, n in enumerate(method_names())}
+    for _, r in trained.sort_values("cam", key=lambda c: c.map(order).fillna(999), kind="stable").iterrows():
+        row = {
+            "model": r.model,
+            "method": display_name(r.cam),
+            **{m: r.get(m, float("nan")) for m in metrics},
+        }
+        match = rand[(rand.model == r.model) & (rand.cam == r.cam)]
+        if len(match):
+            row["rand_miou"] = float(match.miou_all.iloc[0])
+            if kind != "single":
+                row["rand_acc"] = float(match.acc_all.iloc[0])
+            row["sanity_gap"] = float(r[key] - match[key].iloc[0])
+        out.append(row)
+    return pd.DataFrame(out).sort_values("model", kind="stable").reset_index(drop=True)
 
 
 def format_table(table: pd.DataFrame, digits: int = 3) -> str:

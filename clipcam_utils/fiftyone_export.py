@@ -74,13 +74,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from clipcam_utils.boxes import Box, to_relative_xywh, union_box
-from clipcam_utils.datasets import (
-    ImageRecord,
-    InteractionRecord,
-    class_split,
-    is_seen_action,
-    verb_to_ing,
-)
+from clipcam_utils.prompts import verb_to_ing
+from clipcam_utils.protocol import class_split, is_seen_action
+from clipcam_utils.records import ImageRecord, InteractionRecord
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -98,7 +94,9 @@ __all__ = [
     "dataset_name",
     "heatmap_field",
     "grid_image_id",
+    "database_location",
     "grids_to_dataset",
+    "open_grid_dataset",
     "prediction_field",
     "records_to_dataset",
 ]
@@ -164,6 +162,13 @@ def configure_fiftyone(database_dir: str | Path | None = None) -> Path | None:
     return Path(configured).expanduser().resolve() if configured else None
 
 
+def database_location() -> str:
+    """Where FiftyOne keeps its datasets (a MongoDB URI or its database folder), for messages to the user."""
+    fo = _fiftyone()
+    uri = getattr(fo.config, "database_uri", None)
+    return f"MongoDB {uri}" if uri else f"database folder {Path(fo.config.database_dir).expanduser()}"
+
+
 def _fiftyone() -> Any:
     if "fiftyone" not in sys.modules:
         configure_fiftyone()
@@ -186,13 +191,17 @@ def _slug(text: str, joiner: str) -> str:
     return joiner.join(words)
 
 
-def prediction_field(model: str, cam: str = "gradcam") -> str:
+def prediction_field(model: str, cam: str = "gradcam", kind: str = "clip") -> str:
     """Prediction field name ``clipcam_<model>_<cam>``: ("ViT-B/16", "Grad-CAM++") ->
-    "clipcam_vit_b_16_gradcamplusplus"."""
+    "clipcam_vit_b_16_gradcamplusplus"; a supervised baseline (`kind="baseline"`) gets
+    ``clipcam_baseline_<model>_<cam>``, so that the baseline `vit_b_16` never shares the CLIP `ViT-B-16`'s field."""
     model_slug, cam_slug = _slug(model, "_"), _slug(cam, "")
     if not model_slug or not cam_slug:
         raise ValueError(f"model and cam need letters or digits, got model={model!r}, cam={cam!r}")
-    return f"{PREDICTION_PREFIX}{model_slug}_{cam_slug}"
+    if kind not in ("clip", "baseline"):
+        raise ValueError(f"kind must be 'clip' or 'baseline', got {kind!r}")
+    middle = "baseline_" if kind == "baseline" else ""
+    return f"{PREDICTION_PREFIX}{middle}{model_slug}_{cam_slug}"
 
 
 def heatmap_field(field: str) -> str:
@@ -301,8 +310,8 @@ def _existing_dataset(name: str, overwrite: bool, reuse: bool):
             return full_name, fo.load_dataset(full_name)
         if not overwrite:
             raise ValueError(
-                f"FiftyOne dataset {full_name!r} already exists; pass overwrite=True to replace it "
-                "or reuse=True to open it as it is"
+                f"FiftyOne dataset {full_name!r} already exists; pass overwrite=True to replace it or reuse=True "
+                f"to open it as it is ({database_location()})"
             )
     return full_name, None
 
@@ -329,7 +338,7 @@ def records_to_dataset(
         if not isinstance(record, ImageRecord | InteractionRecord):
             raise TypeError(
                 f"records[{index}] is a {type(record).__name__}; expected ImageRecord or InteractionRecord "
-                "from clipcam_utils.datasets"
+                "from clipcam_utils.records"
             )
     samples = [_record_to_sample(fo, record) for record in records]
     dataset = fo.Dataset(full_name, persistent=persistent, overwrite=overwrite)
@@ -471,6 +480,26 @@ def _apply_predictions(
     return written
 
 
+def _replaced_queries(sample: Any, field: str, predictions: Sequence[Prediction]) -> list[str]:
+    """The existing detections of ``field`` on ``sample`` that these predictions would replace."""
+    previous = sample.get_field(field) if sample.has_field(field) else None
+    if not previous:
+        return []
+    new = {_prediction_key(p) for p in predictions if isinstance(p, Prediction)}
+    image_id = sample.get_field("image_id") if sample.has_field("image_id") else sample.id
+    found = {_detection_key(d) for d in previous.detections} & new
+    return [f"{image_id}: {q!r}" + ("" if c is None else f" (cell {c})") for q, c in sorted(found, key=str)]
+
+
+def _refuse_replacing(field: str, taken: list[str]) -> None:
+    if taken:
+        raise ValueError(
+            f"field {field!r} already holds {len(taken)} of these queries ({', '.join(taken[:3])}"
+            f"{', ...' if len(taken) > 3 else ''}); pass overwrite=True to replace them, or write to another "
+            "field; nothing was written"
+        )
+
+
 def _as_prediction_list(value: Prediction | Sequence[Prediction]) -> list[Prediction]:
     return [value] if isinstance(value, Prediction) else list(value)
 
@@ -481,12 +510,15 @@ def add_predictions(
     predictions: Prediction | Sequence[Prediction] | Mapping[str, Prediction | Sequence[Prediction]],
     *,
     heatmap_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Write predictions to ``field`` (see :func:`prediction_field`) and saliency maps as PNG heatmaps.
 
     For a sample, pass its Prediction(s); for a dataset or view, a mapping ``image_id -> Prediction(s)``
     (unknown ids raise before anything is written). Saliency maps go to ``heatmap_dir/<field>/``.
-    Returns the number of detections written.
+    New queries are added beside the field's existing ones; a query already in the field (same text and
+    cell) is replaced only with ``overwrite=True``, otherwise a ValueError is raised before anything is
+    written. Returns the number of detections written.
     """
     fo = _fiftyone()
     _check_prediction_field(field)
@@ -496,7 +528,10 @@ def add_predictions(
     if isinstance(target, fo.Sample | SampleView):
         if isinstance(predictions, Mapping):
             raise TypeError("for a single sample pass Prediction(s), not a mapping")
-        written = _apply_predictions(fo, target, field, _as_prediction_list(predictions), folder)
+        chosen = _as_prediction_list(predictions)
+        if not overwrite:
+            _refuse_replacing(field, _replaced_queries(target, field, chosen))
+        written = _apply_predictions(fo, target, field, chosen, folder)
         if isinstance(target, SampleView) or target.in_dataset:
             target.save()
         return written
@@ -509,6 +544,11 @@ def add_predictions(
             f"{len(unknown)} image ids are not in the dataset (e.g. {', '.join(map(str, unknown[:3]))}); "
             "key predictions by the records' image_id"
         )
+    if not overwrite:
+        taken = []
+        for sample in target.select_by("image_id", list(predictions)).iter_samples():
+            taken += _replaced_queries(sample, field, _as_prediction_list(predictions[sample.image_id]))
+        _refuse_replacing(field, taken)
     written = 0
     for sample in target.iter_samples(autosave=True):
         if sample.image_id in predictions:
@@ -581,6 +621,65 @@ def grids_to_dataset(
     return dataset
 
 
+def _holds_grids(dataset: Any, grids: Sequence[Any]) -> bool:
+    """Whether ``dataset`` is the grid dataset of exactly these grids (same images, same items per grid)."""
+    if not dataset.has_sample_field("image_id") or not dataset.has_sample_field(GROUND_TRUTH_FIELD):
+        return False
+    try:
+        items = dataset.values(f"{GROUND_TRUTH_FIELD}.detections.item_id")
+    except (ValueError, AttributeError, KeyError):
+        return False
+    have = {i: sorted({str(v) for v in (row or []) if v is not None}) for i, row in zip(dataset.values("image_id"), items, strict=True)}  # fmt: skip
+    want = {grid_image_id(g.grid_id): sorted({str(c.item_id) for c in g.cells if c.boxes}) for g in grids}
+    return have == want
+
+
+def open_grid_dataset(
+    grids: Sequence[Any], name: str, image_dir: str | Path, source: str, fields: Sequence[str],
+    overwrite: bool = False,
+) -> tuple[fo.Dataset, list[str]]:  # fmt: skip
+    """The grid dataset a benchmark run writes ``fields`` into, replacing nothing unless ``overwrite``.
+
+    - No dataset of that name: created (:func:`grids_to_dataset`).
+    - The same grids: reused; the dataset's tags, info and other runs' fields are kept. If one of ``fields``
+      (or its heatmap / per-sample IoU) is already there, a ValueError asks for ``overwrite``, which then
+      deletes exactly those fields.
+    - Other samples: a ValueError, or with ``overwrite`` the whole dataset is replaced.
+
+    Returns the dataset and notes saying what was done (with the database location).
+    """
+    fo = _fiftyone()
+    full = dataset_name(name)
+    where = database_location()
+    if not fo.dataset_exists(full):
+        return grids_to_dataset(grids, name, image_dir, source), [
+            f"created FiftyOne dataset {full!r} ({where})"
+        ]
+    dataset = fo.load_dataset(full)
+    if _holds_grids(dataset, grids):
+        taken = [f for field in fields for f in (field, heatmap_field(field), f"{field}_iou")
+                 if dataset.has_sample_field(f)]  # fmt: skip
+        if taken and not overwrite:
+            raise ValueError(
+                f"FiftyOne dataset {full!r} ({where}) already holds {', '.join(taken)} from an earlier run; pass "
+                "--overwrite to replace these fields (its other fields, tags and info are kept), or choose "
+                "another --fiftyone name"
+            )
+        for f in taken:
+            dataset.delete_sample_field(f)
+        note = f"writing into the existing FiftyOne dataset {full!r} ({where}; same grids, other fields kept)"
+        return dataset, [note] + ([f"replaced its fields {', '.join(taken)} (--overwrite)"] if taken else [])
+    held = sorted(f for f in dataset.get_field_schema() if f.startswith(PREDICTION_PREFIX))
+    if not overwrite:
+        raise ValueError(
+            f"FiftyOne dataset {full!r} ({where}) already exists with other samples ({len(dataset)} samples"
+            f"{'; prediction fields ' + ', '.join(held) if held else ''}); pass --overwrite to replace the whole "
+            "dataset, or choose another --fiftyone name"
+        )
+    dataset = grids_to_dataset(grids, name, image_dir, source, overwrite=True)
+    return dataset, [f"replaced FiftyOne dataset {full!r} ({where}; it held other samples) (--overwrite)"]
+
+
 def _optional_bool(value: Any) -> bool | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -596,12 +695,14 @@ def add_grid_predictions(
     heatmaps: Mapping[tuple[int, int], str | Path | npt.ArrayLike] | None = None,
     *,
     heatmap_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Write a benchmark run's per-query records (an `evaluation` DataFrame) onto its grid samples.
 
     Each query becomes a detection (label = its class or action, ``query`` = its text, ``iou``, ``cell``);
     ``heatmaps`` maps ``(grid_id, cell)`` to the query's saliency map (an array in [0, 1] or an 8-bit PNG
-    file) and needs ``heatmap_dir``. Sets ``<field>_iou``, the sample's mean IoU. Returns detections written.
+    file) and needs ``heatmap_dir``. Sets ``<field>_iou``, the sample's mean IoU. Queries already in the field
+    are replaced only with ``overwrite=True`` (see :func:`add_predictions`). Returns detections written.
     """
     _check_prediction_field(field)
     heatmaps = heatmaps or {}
@@ -630,9 +731,10 @@ def add_grid_predictions(
             )  # fmt: skip
         )
         ious.setdefault(image_id, []).append(float(row.iou))
-    written = add_predictions(dataset, field, per_sample, heatmap_dir=heatmap_dir)
-    ids = dataset.values("image_id")
-    dataset.set_values(f"{field}_iou", [float(np.mean(ious[i])) if i in ious else None for i in ids])
+    written = add_predictions(dataset, field, per_sample, heatmap_dir=heatmap_dir, overwrite=overwrite)
+    # Only the samples these records cover: other samples keep their per-sample IoU.
+    means = {i: float(np.mean(v)) for i, v in ious.items()}
+    dataset.set_values(f"{field}_iou", means, key_field="image_id")
     return written
 
 

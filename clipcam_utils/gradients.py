@@ -216,6 +216,17 @@ def score_and_gradients(
     with torch.no_grad():
         x = route.tokens(layer_out)
         state = attend(x, route.weights)
+    y, g_head = head_gradients(route, state, layer_in, text_emb, owner, logit_scale)
+    with torch.no_grad():
+        token_grad = attention_input_gradient(state, route.weights, g_head, owner)
+        return y.detach(), route.layer_gradient(token_grad, layer_out)
+
+
+def head_gradients(
+    route: Route, state: AttentionState, layer_in: torch.Tensor, text_emb: torch.Tensor, owner: torch.Tensor,
+    logit_scale: float,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Eq. 1 scores (Q,) and their gradients (Q, D) w.r.t. the query row's head outputs (before W_o)."""
     # Autograd only over the tiny per-query tail (output projection, MLP of one token, projection, cosine).
     with torch.enable_grad():
         head = state.output[owner].detach().requires_grad_(True)
@@ -223,6 +234,4 @@ def score_and_gradients(
         t = text_emb.float()
         y = logit_scale * (emb * t).sum(-1) / (emb.norm(dim=-1) * t.norm(dim=-1))  # Eq. 1, as ClipScoreTarget
         (g_head,) = torch.autograd.grad(y.sum(), head)  # rows are independent, so the sum separates them
-    with torch.no_grad():
-        token_grad = attention_input_gradient(state, route.weights, g_head, owner)
-        return y.detach(), route.layer_gradient(token_grad, layer_out)
+    return y.detach(), g_head

@@ -179,6 +179,31 @@ def sample_per_label(
     return out
 
 
+def plan_queries(groups: Sequence[Iterable[str]], n_queries: int, seed: int = 0) -> dict[str, int]:
+    """How many images of each label `n_queries` grid cells need: {label: count}, sized before downloading.
+
+    Each group (e.g. the seen and the unseen classes) is shuffled with `seed`; the groups are interleaved
+    and the order is cycled until `n_queries` slots are filled. So 16 grids (64 queries) over the protocol's
+    100 seen + 100 unseen classes ask for 32 + 32 classes, one image each; 500 grids ask for every class
+    ten times (the paper's 10 images per class). Counts differ by at most one within the cycle.
+    """
+    if n_queries < 0:
+        raise ValueError(f"n_queries must be >= 0, got {n_queries}")
+    rng = np.random.default_rng(seed)
+    shuffled = [
+        [labels[i] for i in rng.permutation(len(labels))] for labels in (sorted(set(g)) for g in groups)
+    ]
+    order: list[str] = []
+    for rank in range(max(map(len, shuffled), default=0)):
+        order += [g[rank] for g in shuffled if rank < len(g)]
+    if not order:
+        raise ValueError("plan_queries needs at least one label")
+    counts: dict[str, int] = defaultdict(int)
+    for slot in range(n_queries):
+        counts[order[slot % len(order)]] += 1
+    return dict(counts)
+
+
 def build_grids(
     items: Sequence[GridItem],
     n_grids: int | None = None,
@@ -234,7 +259,7 @@ def openimages_items(records: Iterable, seen: Callable[[str], bool | None] | Non
 
     `seen(label)` gives the split (default: the protocol's 100 seen / 100 unseen classes, None outside).
     """
-    from .datasets import class_split
+    from .protocol import class_split
 
     def default_seen(label: str) -> bool | None:
         split = class_split(label)
@@ -256,7 +281,7 @@ def hicodet_items(records: Iterable) -> list[GridItem]:
     and the object box alone in `object_boxes`; seen: the protocol's 52 seen actions.
     """
     from .boxes import union_box
-    from .datasets import is_seen_action
+    from .protocol import is_seen_action
 
     out = []
     for rec in records:

@@ -257,6 +257,49 @@ def _cached_weights(model_name: str, tag: str, cache_dir: str | None) -> str | N
     return None
 
 
+def _constructor_args() -> frozenset[str]:
+    import inspect
+
+    return frozenset(
+        name
+        for cls in (open_clip.CLIP, open_clip.CustomTextCLIP)
+        for name in inspect.signature(cls.__init__).parameters
+    )
+
+
+def trained_architecture(name: str, tag: str | None) -> dict:
+    """The architecture flags the weights of `tag` were trained with, from open_clip's pretrained registry.
+
+    The registry is part of the package (no network). OpenAI's CLIPs were trained with QuickGELU while
+    open_clip's base configs use GELU, so the flag must come from the tag; a tag that does not state it
+    means GELU (open_clip's own reading). Every other key of the tag that is a model-constructor argument
+    is passed on as well; download and preprocessing keys (url, mean, std, ...) are not architecture.
+    Empty for random weights (`tag=None`).
+    """
+    if tag is None:
+        return {}
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    args = _constructor_args()
+    flags = {key: value for key, value in cfg.items() if key in args}
+    flags["quick_gelu"] = bool(cfg.get("quick_gelu", False))
+    return flags
+
+
+def _create_kwargs(name: str, flags: dict) -> dict:
+    """`open_clip.create_model` keyword arguments that build `name` with `flags`.
+
+    QuickGELU goes through `force_quick_gelu`, so that open_clip's own tag check sees it; GELU for a base
+    config that says QuickGELU can only be set as a constructor override.
+    """
+    kwargs = {key: value for key, value in flags.items() if key != "quick_gelu"}
+    base = bool((open_clip.get_model_config(name) or {}).get("quick_gelu", False))
+    if flags.get("quick_gelu"):
+        kwargs["force_quick_gelu"] = True
+    elif "quick_gelu" in flags and base:
+        kwargs["quick_gelu"] = False
+    return kwargs
+
+
 def offline_message(what: str) -> str:
     return (
         f"Cannot download {what}: no internet connection (huggingface.co is unreachable) and no cached copy.\n"
@@ -307,7 +350,11 @@ def load_clip(
     - `name="shapes-vit"` / `"shapes-rn"`: the tiny ShapesWorld CLIPs shipped in `data/models` (offline default).
     - `name="ViT-B-16"` (or any `open_clip.list_models()` name) with `pretrained="default"` ("openai" for the
       paper's four backbones) or any open_clip tag; `pretrained=None` gives random weights (for tests).
-    - `name="/path/to/file.pt"`: a ShapesWorld checkpoint, or open_clip weights with `arch="ViT-B-16"`.
+    - `name="/path/to/file.pt"`: a ShapesWorld checkpoint, or open_clip weights with `arch="ViT-B-16"`;
+      then `pretrained="openai"` (any tag of `arch`) builds the architecture that tag was trained with.
+
+    Architecture flags such as QuickGELU come from open_clip's pretrained config of the tag
+    (`trained_architecture`); they are listed in the result's `info["architecture"]`.
     """
     dev = choose_device(device)
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -328,7 +375,10 @@ def load_clip(
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         if arch is None:
             return _load_shapes(path, dev, dtype, path.stem)
-        return _load_open_clip(arch, str(path), dev, dtype, cache_dir, label=f"{arch} ({path.name})")
+        # The file's weights, built the way the tag named in `pretrained` (e.g. "openai") was trained.
+        flags_tag = None if pretrained in (None, "default") else pretrained
+        return _load_open_clip(arch, str(path), dev, dtype, cache_dir, label=f"{arch} ({path.name})",
+                               flags_tag=flags_tag)  # fmt: skip
     return _load_open_clip(name, pretrained, dev, dtype, cache_dir)
 
 
@@ -339,6 +389,7 @@ def _load_open_clip(
     dtype: torch.dtype,
     cache_dir: str | None,
     label: str = "",
+    flags_tag: str | None = None,
 ) -> ClipModel:
     models = open_clip.list_models()
     if name not in models:
@@ -364,10 +415,20 @@ def _load_open_clip(
         warnings.warn(
             f"{name} has random weights: its saliency maps are not localization", UserWarning, stacklevel=3
         )
+    if flags_tag is not None and flags_tag not in open_clip.list_pretrained_tags_by_model(name):
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        raise ValueError(
+            f"model {name!r} has no pretrained tag {flags_tag!r} to take the architecture from; "
+            f"available: {', '.join(tags) or 'none'}"
+        )
+    is_file = tag is not None and os.path.exists(tag)
+    flags = trained_architecture(name, flags_tag if is_file else tag)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No pretrained weights loaded")
-            model = open_clip.create_model(name, pretrained=tag, cache_dir=cache_dir, device="cpu")
+            model = open_clip.create_model(
+                name, pretrained=tag, cache_dir=cache_dir, device="cpu", **_create_kwargs(name, flags)
+            )
     except (OSError, ConnectionError, RuntimeError) as err:
         if tag is not None and not _online():
             raise WeightsUnavailableError(offline_message(f"the {name!r} weights ({tag!r})")) from err
@@ -379,7 +440,7 @@ def _load_open_clip(
     tokenizer = open_clip.get_tokenizer(name)
     ctx = int(getattr(model, "context_length", 77) or 77)
     return ClipModel(model, label or name, tag, tokenizer, tuple(pp["mean"]), tuple(pp["std"]), facts, beta,
-                     dev, dtype, ctx)  # fmt: skip
+                     dev, dtype, ctx, {"architecture": flags})  # fmt: skip
 
 
 def randomized_copy(clip: ClipModel, seed: int = 0) -> ClipModel:

@@ -180,6 +180,53 @@ def perf_model(
     return rows
 
 
+def method_rows(
+    name: str, names: Sequence[str], queries: int = 80, repeats: int = 5, seed: int = 0
+) -> list[dict]:
+    """Per saliency method: one query, `queries` queries on one image, against one plain forward pass.
+
+    `one_per_forward` = one query / one `encode_image` (the targets: <= 1.5 for gradient-free methods, <= 2
+    for gradient methods); `many_per_one` = `queries` queries / one query (<= 1.3 for Grad-CAM). Methods
+    with masked forward passes (ScoreCAM, gScoreCAM) are timed once (`repeats` = 1).
+    """
+    from .methods import get_method
+
+    clip = perf_clip(name)
+    h, w = clip.image_size
+    image = sw.object_scene(
+        sw.scene_rng(seed, 0, "perf"), size=max(h, w), n_objects=3, scale=(0.25, 0.4)
+    ).image
+    texts = perf_texts(queries)
+    clip.encode_text(texts)
+    pixels = clip.preprocess(image)
+    with torch.no_grad():
+        forward_s = median_seconds(lambda: clip.encode_image(pixels), repeats)
+    rows = []
+    for method in names:
+        m = get_method(method)
+        if not m.supports(clip):
+            continue
+        reps = 1 if m.masked_passes(clip) else repeats
+        n = min(queries, 4) if m.masked_passes(clip) else queries
+
+        def one(method=method):
+            _clear(clip)
+            return clipcam(clip, image, texts[0], cam=method)
+
+        def many(method=method, n=n):
+            _clear(clip)
+            return clipcam(clip, image, texts[:n], cam=method)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the cost warning: timing it is the point here
+            one_s = median_seconds(one, reps, warmup=1 if reps > 1 else 0)
+            many_s = median_seconds(many, reps, warmup=0)
+        rows.append({"model": name, "method": method, "gradients": m.gradients, "forward_s": forward_s,
+                     "one_s": one_s, "one_per_forward": one_s / forward_s, "queries": n, "many_s": many_s,
+                     "many_per_one": many_s / one_s})  # fmt: skip
+    return rows
+
+
 def grid_throughput(
     name: str, batch_sizes: Sequence[int], precisions: Sequence[str], grids: int = 64, device: str = "cpu",
     seed: int = 0,
@@ -246,12 +293,16 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--precisions", default="fp32", help="for --batch-sizes: fp32,bf16,fp16")
     p.add_argument("--device", default="cpu", help="device for --batch-sizes (cpu, cuda, auto)")
+    p.add_argument("--methods", default="",
+                   help="also time these saliency methods (comma-separated, or 'all') against one forward pass")  # fmt: skip
+    p.add_argument(
+        "--skip-plain", action="store_true", help="only the --methods table (no grad-cam comparison)"
+    )
     p.add_argument("--out", default=None, help="write the tables as CSV into this folder")
 
 
 def run(args) -> int:
     """Print the speed table (and the throughput table if asked); see the module docstring."""
-    from pathlib import Path
 
     from .device import device_summary
 
@@ -260,6 +311,18 @@ def run(args) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     print(f"machine: {device_summary('cpu')}, {torch.get_num_threads()} torch threads")
+    tables = {}
+    if args.methods:
+        from .methods import method_names
+
+        names = method_names() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+        mt = pd.DataFrame(
+            [r for name in models for r in method_rows(name, names, args.queries, args.repeats, args.seed)]
+        )
+        print(mt.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        tables["methods"] = mt
+    if args.skip_plain:
+        return _write(tables, args.out)
     table = perf_table(models, args.queries, args.grids, args.baseline_grids, args.repeats, args.seed)
     shown = table.copy()
     for col in ("plain_s", "frozen_s", "ours_s", "forward_s"):
@@ -269,7 +332,7 @@ def run(args) -> int:
     shown["ours_per_forward"] = shown["ours_per_forward"].map(lambda v: f"{v:.2f}")
     shown["max_abs_diff"] = shown["max_abs_diff"].map(lambda v: f"{v:.1e}")
     print(shown.to_string(index=False))
-    tables = {"perf": table}
+    tables["perf"] = table
     if args.batch_sizes:
         sizes = [int(b) for b in args.batch_sizes.split(",")]
         precisions = [p.strip() for p in args.precisions.split(",")]
@@ -280,10 +343,16 @@ def run(args) -> int:
         print(f"grid throughput on {device_summary(args.device)}")
         print(tp.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
         tables["throughput"] = tp
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    return _write(tables, args.out)
+
+
+def _write(tables: dict[str, pd.DataFrame], out: str | None) -> int:
+    if out:
+        from pathlib import Path
+
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
         for key, df in tables.items():
-            df.to_csv(out / f"{key}.csv", index=False)
-        print(f"tables written to {out}/")
+            df.to_csv(folder / f"{key}.csv", index=False)
+        print(f"tables written to {folder}/")
     return 0

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .boxes import Box, resize_saliency
-from .images import load_image
+from .images import load_image, to_decoded_pixels
 
 PRED_COLOUR = (255, 255, 255)
 GT_COLOUR = (0, 230, 0)
@@ -23,7 +23,10 @@ def heatmap_overlay(
     alpha: float = 0.5,
     cmap: str = "jet",
 ) -> Image.Image:
-    """The image with the saliency map blended on top, the predicted box in white and ground truth in green."""
+    """The image with the saliency map blended on top, the predicted box in white and ground truth in green.
+
+    Boxes are in the image's pixels; for a file `load_image` decoded reduced, in the file's pixels.
+    """
     im = load_image(image)
     sal = saliency if saliency.shape == (im.height, im.width) else resize_saliency(saliency, im.size)
     heat = (plt.get_cmap(cmap)(np.clip(sal, 0, 1))[..., :3] * 255).astype(np.float32)
@@ -32,6 +35,7 @@ def heatmap_overlay(
     draw = ImageDraw.Draw(out)
     width = max(2, round(min(im.size) / 150))
     gts = [] if gt_box is None else ([gt_box] if isinstance(gt_box[0], (int, float)) else list(gt_box))
+    gts, box = [to_decoded_pixels(g, im) for g in gts], to_decoded_pixels(box, im)
     for g in gts:
         draw.rectangle([g[0], g[1], g[2] - 1, g[3] - 1], outline=GT_COLOUR, width=width)
     if box is not None:

@@ -18,18 +18,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .benchmarks import REAL_CELL, bench_grids
+from .data_paths import HICODET_ENV, SHARED_DATA_ENV, shared_data_dir
 from .models import ARCH_BETA, PAPER_BETA, ClipModel, load_clip
 
-SHARED_DATA_ENV = "CLIPCAM_SHARED_DATA"
-HICODET_ENV = "CLIPCAM_HICODET"
+__all__ = ["HICODET_ENV", "SHARED_DATA_ENV", "Profile", "shared_data_dir", "use_profile"]
+
 PROFILES = ("offline", "real")
 CLIP_KEYS = ("vit", "rn")
-
-
-def shared_data_dir() -> Path:
-    """The real-data folder: ``$CLIPCAM_SHARED_DATA`` if set, else ``../shared/data`` next to the project."""
-    env = os.environ.get(SHARED_DATA_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @dataclass
@@ -64,6 +60,14 @@ class Profile:
         """HICO-DET test annotations: ``$CLIPCAM_HICODET`` if set, else the JSON in the real-data folder."""
         env = os.environ.get(HICODET_ENV)
         return Path(env).expanduser() if env else self.data_dir / "hicodet" / "instances_test2015.json"
+
+    @property
+    def has_hicodet_annotations(self) -> bool:
+        """True when `hicodet_annotations` is an annotation file, or a folder holding one."""
+        path = self.hicodet_annotations
+        return path.is_file() or any(
+            (path / n).is_file() for n in ("instances_test2015.json", "anno_bbox.mat")
+        )
 
     def key(self, key: str) -> str:
         """Role for `key`: "vit"/"rn" or one of this profile's model names (e.g. "shapes-rn", "RN50")."""
@@ -102,27 +106,24 @@ class Profile:
             raise ValueError(f"task must be 'objects' or 'actions', got {task!r}")
         return load_baseline(table[task][self.key(key)])
 
-    def object_grids(
-        self, n_grids: int, seed: int = 0, per_class: int = 10, download_dir: str | Path | None = None
-    ):
+    def object_grids(self, n_grids: int, seed: int = 0, download_dir: str | Path | None = None):
         """Grids of the object benchmark: ShapesWorld scenes (offline) or Open Images V6 (real).
 
-        Real: the protocol's 100 seen + 100 unseen classes through the FiftyOne zoo (downloaded once into
-        `download_dir`), `per_class` images per class as in the paper, four distinct classes per 448-px grid.
+        Real: the protocol's 100 seen + 100 unseen classes; `grids.plan_queries` sizes the zoo request to
+        what `n_grids` grids need (500 grids: 10 images per class, as in the paper; 16 grids: 64 classes,
+        one image each), the FiftyOne zoo fetches exactly those images (once, into `download_dir`), and the
+        grids are built from them alone, four distinct classes per 448-px grid.
         """
-        from .benchmarks import REAL_CELL, bench_grids
-
         if self.object_source == "shapesworld":
             return bench_grids("objects", "shapes", n_grids, seed)[0]
-        from .datasets import load_openimages_zoo, load_seen_unseen_classes
-        from .grids import build_grids, openimages_items, sample_per_label
+        from .grids import build_grids, openimages_items, plan_queries
+        from .openimages import load_openimages_zoo
+        from .protocol import load_seen_unseen_classes
 
         seen, unseen = load_seen_unseen_classes()
-        classes = sorted(seen | unseen)
-        records = load_openimages_zoo(classes, max_samples=per_class * len(classes), seed=seed,
-                                      download_dir=download_dir)  # fmt: skip
-        items = sample_per_label(openimages_items(records), per_class, seed)
-        return build_grids(items, n_grids, seed, REAL_CELL)
+        counts = plan_queries([seen, unseen], 4 * n_grids, seed)
+        records = load_openimages_zoo(counts, seed=seed, download_dir=download_dir)
+        return build_grids(openimages_items(records), n_grids, seed, REAL_CELL)
 
     def action_grids(self, n_grids: int, seed: int = 0, images: str | Path | None = None):
         """Grids of the action benchmark: ShapesWorld relations (offline) or HICO-DET test images (real).
@@ -130,8 +131,6 @@ class Profile:
         Real: the annotations at `hicodet_annotations`; `images` is the folder of the test2015 images
         (default: next to the annotations).
         """
-        from .benchmarks import bench_grids
-
         if self.action_source == "shapesworld":
             return bench_grids("actions", "shapes", n_grids, seed)[0]
         return bench_grids("actions", "hicodet", n_grids, seed, root=self.hicodet_annotations, images=images)[
@@ -200,7 +199,7 @@ def use_profile(name: str = "offline", device: str = "cpu", verbose: bool = True
             has_hicodet=False,
             device=device,
         )
-    profile.has_hicodet = profile.hicodet_annotations.is_file()
+    profile.has_hicodet = profile.has_hicodet_annotations
     if verbose:
         print(profile.banner())
     return profile

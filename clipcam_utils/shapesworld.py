@@ -21,6 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .prompts import object_caption, with_article
+
+# Captions are built with the prompts' article rule; `sw.object_caption` is the name the notebooks use.
+__all__ = ["object_caption", "with_article"]
+
 Box = tuple[float, float, float, float]
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond", "heart", "crescent")
@@ -53,18 +58,6 @@ OBJECT_TEMPLATES: tuple[str, ...] = (
 # Objects stand roughly upright, as in photos; free rotation would make a square a diamond and a cross an X.
 MAX_TILT = 0.4  # radians
 SUPERSAMPLE = 2  # draw at 2x and downsample, so edges are anti-aliased like real photos
-
-
-def with_article(phrase: str) -> str:
-    """ "orange star" -> "an orange star": captions should read like real ones."""
-    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
-
-
-def object_caption(label: str, template: str = "a photo of a {}") -> str:
-    """Fill an object template, fixing the article ("a photo of an orange star")."""
-    if "a {}" in template:
-        return template.replace("a {}", "{}").format(with_article(label))
-    return template.format(label)
 
 
 def class_names() -> list[str]:
@@ -519,13 +512,13 @@ def interaction_items(
 def export_records(
     out_dir: str | Path, n: int, seed: int = 0, kind: str = "objects", size: int = 256
 ) -> list:
-    """Write `n` scenes as PNG files and return them as dataset records (the schema of `datasets.py`).
+    """Write `n` scenes as PNG files and return them as dataset records (the schema of `records.py`).
 
     `kind="objects"` gives `ImageRecord`s (labels "red star"); `kind="interactions"` gives
     `InteractionRecord`s whose subject plays HICO-DET's human and whose relation plays the verb.
     Files are named by seed and index, so re-exporting the same seed rewrites identical images.
     """
-    from .datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
+    from .records import ImageRecord, Interaction, InteractionRecord, ObjectBox
 
     if kind not in ("objects", "interactions"):
         raise ValueError(f"kind must be 'objects' or 'interactions', got {kind!r}")

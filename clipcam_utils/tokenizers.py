@@ -7,6 +7,7 @@ they were trained on to a dense range; any other token becomes `<unk>`, so arbit
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 
@@ -46,6 +47,41 @@ def check_length(text: str, context_length: int) -> None:
             UserWarning,
             stacklevel=3,
         )
+
+
+class UnknownWordsWarning(UserWarning):
+    """A query holds words the model's vocabulary does not know: they reach the model as `<unk>`."""
+
+
+def unknown_words_message(tokenizer: object, text: str) -> str | None:
+    """What to tell the user when `tokenizer` knows none or only some of the words of `text` (None: all known).
+
+    Only tokenizers with an `unknown_words` method (the ShapesWorld `CompactTokenizer`) can miss words;
+    CLIP's own BPE encodes any text, so for open_clip models this is always None.
+    """
+    check = getattr(tokenizer, "unknown_words", None)
+    if check is None or not isinstance(text, str):
+        return None
+    words = list(dict.fromkeys(re.findall(r"[^\W_]+(?:'[^\W_]+)*", text.lower())))
+    unknown = [w for w in words if check(w)]
+    if not words and check(text):  # no words at all, only symbols the model never saw
+        return f"the model knows none of the tokens of {text!r} (all read as <unk>): the result says nothing"
+    if not unknown:
+        return None
+    names = ", ".join(repr(w) for w in unknown)
+    if len(unknown) == len(words):
+        return (f"the model knows none of the words of {text!r} ({names} all read as <unk>): its map, box and "
+                "score say nothing about this text; use words from the model's training captions")  # fmt: skip
+    return (f"the model does not know {len(unknown)} of the {len(words)} words of {text!r}: {names} "
+            "(read as <unk>); only the other words guide the map")  # fmt: skip
+
+
+def warn_unknown_words(tokenizer: object, texts: Iterable[str], stacklevel: int = 3) -> None:
+    """Issue an `UnknownWordsWarning` for each distinct text with words the model does not know."""
+    for text in dict.fromkeys(texts):
+        message = unknown_words_message(tokenizer, text)
+        if message is not None:
+            warnings.warn(message, UnknownWordsWarning, stacklevel=stacklevel)
 
 
 class CompactTokenizer:

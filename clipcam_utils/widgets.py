@@ -21,10 +21,12 @@ from PIL import Image
 
 from . import shapesworld as sw
 from .boxes import Box, box_iou, resize_saliency, saliency_to_box, union_box, validate_beta
-from .cams import CAM_METHODS, DISPLAY_NAMES, clipcam_with_scores, resolve_cam
-from .images import load_image
+from .cams import clipcam_with_scores, resolve_cam
+from .images import load_image, to_original_pixels
+from .methods import available_methods, display_name
 from .models import ClipModel
 from .plots import heatmap_overlay
+from .tokenizers import UnknownWordsWarning, unknown_words_message
 
 SCENE_STREAM = "explorer"
 
@@ -65,7 +67,7 @@ class ExplorerResult:
         if self.error is not None:
             return f"error: {self.error}"
         box = "none (empty map)" if self.box is None else "(" + ", ".join(f"{v:.0f}" for v in self.box) + ")"
-        parts = [f"{DISPLAY_NAMES[self.cam]}, beta={self.beta:.2f}", f"score (Eq. 1) = {self.score:.3f}",
+        parts = [f"{display_name(self.cam)}, beta={self.beta:.2f}", f"score (Eq. 1) = {self.score:.3f}",
                  f"box = {box}"]  # fmt: skip
         if self.iou is not None:
             parts.append(f"IoU with ground truth = {self.iou:.3f}")
@@ -135,10 +137,9 @@ def explore(
             raise ValueError("the text is empty; type what to look for, e.g. 'a photo of a red star'")
         pil = load_image(image)
         result.image = pil
-        unknown = getattr(clip.tokenizer, "unknown_words", None)
-        if unknown is not None and unknown(result.text):
-            words = ", ".join(dict.fromkeys(unknown(result.text)))
-            result.notes.append(f"words this model never saw in training (read as <unk>): {words}")
+        unknown = unknown_words_message(clip.tokenizer, result.text)  # also on cached maps, so checked here
+        if unknown is not None:
+            result.notes.append(unknown)
         k = (key if key is not None else image_key(image), result.text, result.cam)
         hit = cache.get(k) if cache is not None else None
         if hit is None:
@@ -146,7 +147,9 @@ def explore(
                 warnings.simplefilter("always")
                 small, scores = clipcam_with_scores(clip, pil, result.text, cam=result.cam)
             result.notes += [
-                str(w.message).split(":")[0] for w in caught if issubclass(w.category, UserWarning)
+                str(w.message).split(":")[0]
+                for w in caught
+                if issubclass(w.category, UserWarning) and not issubclass(w.category, UnknownWordsWarning)
             ]
             hit = (resize_saliency(small, pil.size), float(scores[0]))
             if cache is not None:
@@ -154,7 +157,7 @@ def explore(
         result.saliency, result.score = hit
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result.box = saliency_to_box(result.saliency, result.beta)
+            result.box = to_original_pixels(saliency_to_box(result.saliency, result.beta), pil)
         result.notes += [str(w.message).split(";")[0] for w in caught]
         if objects:
             gts = [o.box for o in matching_objects(result.text, objects)]
@@ -205,7 +208,7 @@ class Explorer:
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="or upload")
         self.text = W.Text(value=text if text is not None else sw.object_caption(first), description="text",
                            continuous_update=False, layout=W.Layout(width="420px"))  # fmt: skip
-        self.cam = W.Dropdown(options=[(DISPLAY_NAMES[k], k) for k in CAM_METHODS], value=resolve_cam(cam),
+        self.cam = W.Dropdown(options=[(display_name(k), k) for k in available_methods(clip)], value=resolve_cam(cam),
                               description="CAM")  # fmt: skip
         self.beta = W.FloatSlider(value=clip.default_beta if beta is None else validate_beta(beta), min=0.0,
                                   max=1.0, step=0.05, description="beta", continuous_update=False)  # fmt: skip

@@ -131,3 +131,48 @@ def test_seen_label_unknown_to_the_classifier_falls_back_to_top_4_with_one_warni
     assert all(np.array_equal(m, expected) for m in maps)
     with pytest.raises(ValueError, match="2 seen flags for 1 labels"):
         baselines.grid_baseline_maps(clf, IMAGE, ["c0"], [None], 0.5, [True, False])
+
+
+def test_every_seen_class_maps_to_real_imagenet_categories() -> None:
+    """The mapping file covers the 100 seen classes with categories torchvision's ImageNet heads really have."""
+    import torchvision
+
+    from clipcam_utils.protocol import load_imagenet_targets, load_seen_unseen_classes
+
+    categories = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]  # offline metadata
+    for enum in ("ResNet101_Weights", "ViT_B_16_Weights", "ViT_B_32_Weights"):
+        assert getattr(torchvision.models, enum).IMAGENET1K_V1.meta["categories"] == categories
+    targets = load_imagenet_targets()
+    seen, _ = load_seen_unseen_classes()
+    assert set(targets) == seen
+    assert all(targets[c] and set(targets[c]) <= set(categories) for c in seen)
+    exact = {c for c in seen if targets[c] == (c,)}
+    assert len(exact) == 82 and exact == {c for c in seen if c in {n.lower() for n in categories}}
+    assert targets["couch"] == ("studio couch",) and targets["jeans"] == ("jean",)
+
+
+def test_seen_classes_without_an_exact_imagenet_name_use_the_mapping(clf) -> None:
+    """ "couch" targets "studio couch"; "duck" the more probable of "drake" and "red-breasted merganser"."""
+    import dataclasses
+    import warnings
+
+    names = ["studio couch", "drake", "red-breasted merganser", "c3", "c4", "c5"]
+    imagenet_like = dataclasses.replace(clf, name="toy-imagenet", classes=names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "falls back to the top-4 rule" warning
+        maps = baselines.grid_baseline_maps(
+            imagenet_like, IMAGE, ["couch", "duck"], [_box("c3"), _box("c2")], 0.5, [True, True]
+        )
+    assert maps[0][2, 2] == pytest.approx(1.0)  # studio couch's square (c0's), not the best fit c3
+    assert best_of_top_k(imagenet_like, IMAGE, "duck", _box("c2"), beta=0.5, seen=True)[0] == 1  # drake
+    assert maps[1][2, 8 * 4 + 2] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit_b_32"])
+def test_torchvision_backbones_get_a_fresh_head_for_fine_tuning(name: str) -> None:
+    model, layer, reshape = baselines.build_torchvision(name, 52, imagenet_weights=False, image_size=64)
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 52)
+    assert isinstance(layer, nn.LayerNorm if name.startswith("vit") else nn.Module) and (reshape is None) == (
+        name == "resnet50"
+    )

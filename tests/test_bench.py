@@ -31,14 +31,15 @@ def test_objects_table_records_and_resume(tmp_path, capsys) -> None:
     rc, out, err = _bench(capsys, *args)
     assert rc == 0, err
     assert "ShapesWorld figures, not the paper's" in out and "2 of 2 asked, seed 3" in out
-    for name in ("shapes-rn-gradcam", "shapes-rn-randomized-gradcam", "shapes-cnn-objects-gradcam"):
+    for name in ("clipcam-shapes-rn-gradcam", "randomized-clipcam-shapes-rn-randomized-gradcam",
+                 "seen-only-baseline-shapes-cnn-objects-gradcam"):  # fmt: skip
         df = pd.read_csv(tmp_path / f"objects-shapes-{name}.csv")
         assert len(df) == 8 and sorted(zip(df.grid_id, df.cell, strict=True)) == [
             (g, c) for g in range(2) for c in range(4)
         ]
         assert (df.error.isna()).all() and df.seconds.ge(0).all()
     # The printed row is the summary of the records on disk (Table 1 layout: mIoU all / seen / unseen, acc).
-    s = summarize(pd.read_csv(tmp_path / "objects-shapes-shapes-rn-gradcam.csv"))
+    s = summarize(pd.read_csv(tmp_path / "objects-shapes-clipcam-shapes-rn-gradcam.csv"))
     row = _row(out, "shapes-rn")
     assert row[:4] == ["CLIPCAM", "shapes-rn", "gradcam", "0.200"]
     assert row[4:8] == [f"{s[k]:.3f}" for k in ("miou_all", "miou_seen", "miou_unseen", "acc_all")]
@@ -60,7 +61,7 @@ def test_actions_official_and_cam_table(tmp_path, capsys) -> None:
     assert rc == 0, err
     assert "acc_all" in out.splitlines()[2] and "Table 2 layout" in out and "LayerCAM" in out
     assert "'action_gt': 'object'" in out and "'raw_mask_iou': True" in out
-    df = pd.read_csv(tmp_path / "actions-shapes-shapes-rn-gradcam.csv")
+    df = pd.read_csv(tmp_path / "actions-shapes-clipcam-shapes-rn-gradcam.csv")
     assert len(df) == 4 and df.text.str.startswith("Someone is ").all()  # the official prompt with its object
     assert df.group.nunique() == 4 and df.label.nunique() == 4
 
@@ -89,7 +90,7 @@ def test_hicodet_pipeline_on_the_real_files(tmp_path, capsys) -> None:
     rc, out, err = _bench(capsys, "single", "--data", "hicodet", "--grids", "4", "--out", str(tmp_path))
     assert rc == 0, err
     assert "PIPELINE RUN" in out and "1 of 1 images" in out
-    df = pd.read_csv(tmp_path / "single-hicodet-shapes-rn-gradcam.csv")
+    df = pd.read_csv(tmp_path / "single-hicodet-clipcam-shapes-rn-gradcam.csv")
     assert (
         df.label.tolist() == ["sitting on"]
         and df.text.tolist() == ["sitting on"]
@@ -118,7 +119,7 @@ def test_run_files_are_distinct_for_every_cam() -> None:
     from clipcam_utils.cams import CAM_METHODS
 
     slugs = {BenchRun("CLIPCAM", "shapes-rn", cam, 0.2, print).slug for cam in CAM_METHODS}
-    assert len(slugs) == 7 and "shapes-rn-gradcamplusplus" in slugs
+    assert len(slugs) == 7 and "clipcam-shapes-rn-gradcamplusplus" in slugs
 
 
 def test_imagenet_baseline_offline_exits_2_with_the_stand_ins(tmp_path, capsys, monkeypatch) -> None:
@@ -162,7 +163,7 @@ def test_manifest_records_the_checkpoint_and_refuses_retrained_weights(tmp_path)
     assert [r.weights for r in runs] == [f"state_dict sha256:{state_dict_sha256(clip.model)}",
                                          f"state_dict sha256:{state_dict_sha256(clf.model)}"]  # fmt: skip
     run_bench(runs[:1], grids, "objects", "shapes", 0, out=tmp_path, progress=False)
-    manifest = json.loads((tmp_path / "objects-shapes-shapes-rn-gradcam.json").read_text())
+    manifest = json.loads((tmp_path / "objects-shapes-clipcam-shapes-rn-gradcam.json").read_text())
     assert manifest["weights"] == runs[0].weights and len(runs[0].weights) == len("state_dict sha256:") + 64
     rows, _ = run_bench(
         bench_runs([clip], ["gradcam"]), grids, "objects", "shapes", 0, out=tmp_path, progress=False
@@ -198,3 +199,41 @@ def test_single_images_are_the_object_grids_items() -> None:
     few, _ = bench_grids("single", "shapes", 6, seed=0)  # the items of the first two object grids, in order
     assert [g.cells[0].item_id for g in few] == [c.item_id for g in bench_grids("objects", "shapes", 2, 0)[0]
                                                  for c in g.cells][:6]  # fmt: skip
+
+
+@pytest.mark.parametrize("root", ["file", "folder"])
+def test_hicodet_in_the_official_layout_needs_no_images_flag(tmp_path, capsys, root) -> None:
+    """`--root` is the annotation file or its folder; the images are found in images/test2015/ beside it."""
+    from helpers_data import write_hicodet
+
+    path = write_hicodet(tmp_path / "hico_20160224_det")
+    given = path if root == "file" else path.parent
+    rc, out, err = _bench(capsys, "actions", "--data", "hicodet", "--root", str(given), "--grids", "1",
+                          "--out", str(tmp_path / "out"))  # fmt: skip
+    assert rc == 0, err
+    assert "HICO-DET action grids" in out and "1 of 1 asked" in out
+    df = pd.read_csv(tmp_path / "out" / "actions-hicodet-clipcam-shapes-rn-gradcam.csv")
+    assert len(df) == 4 and all(Path(tmp_path / "hico_20160224_det" / "images" / "test2015").iterdir())
+
+
+def test_clip_and_baseline_of_the_same_backbone_never_share_files_or_fields(tmp_path) -> None:
+    """`--model ViT-B-16 --baseline vit_b_16` on a fresh --out: two records files, two FiftyOne fields."""
+    import dataclasses
+
+    from clipcam_utils.baselines import load_shapes_baseline
+    from clipcam_utils.benchmarks import bench_runs, run_bench
+    from clipcam_utils.models import load_clip
+
+    # The shipped ShapesWorld models under the real backbones' names: the names are what collided.
+    clip = dataclasses.replace(load_clip("shapes-vit"), name="ViT-B-16")
+    clf = dataclasses.replace(load_shapes_baseline("shapes-vit-objects"), name="vit_b_16")
+    runs = bench_runs([clip], ["gradcam"], [clf])
+    assert len({r.slug for r in runs}) == len({r.field for r in runs}) == 2
+    assert [r.field for r in runs] == ["clipcam_vit_b_16_gradcam", "clipcam_baseline_vit_b_16_gradcam"]
+    grids, _ = bench_grids("objects", "shapes", 1, seed=0)
+    rows, records = run_bench(runs, grids, "objects", "shapes", 0, out=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == [
+        "objects-shapes-clipcam-vit-b-16-gradcam.csv",
+        "objects-shapes-imagenet-baseline-vit-b-16-gradcam.csv",
+    ]
+    assert len(records) == 2 and rows.method.tolist() == ["CLIPCAM", "ImageNet baseline"]

@@ -289,3 +289,39 @@ def test_resume_refuses_another_beta_or_protocol(tmp_path) -> None:
     assert len(pd.read_csv(out)) == 4  # refused before touching the file
     df = run_grid_benchmark(_perfect, _grids(2), 0.5, out=out, progress=False)  # same settings: resumes
     assert len(df) == 8
+
+
+def test_empty_map_rate_counts_queries_without_a_box() -> None:
+    """A query whose map is all zero has no box: counted in `empty_rate` (errors are counted apart)."""
+    grid = _grid()
+
+    def maps(g, cells, texts):
+        return [np.zeros((8, 8)) if c % 2 else np.pad(np.ones((2, 2)), 3) for c in cells]
+
+    df = run_grid_benchmark(maps, [grid], 0.5, progress=False)
+    s = summarize(df)
+    n = len(df)
+    assert s["empty_rate"] == pytest.approx(sum(c % 2 for c in df.cell) / n) and 0 < s["empty_rate"] < 1
+    assert s["s_per_query"] >= 0 and s["errors"] == 0
+    failed = run_grid_benchmark(lambda *a: 1 / 0, [grid], 0.5, progress=False)
+    assert summarize(failed)["empty_rate"] == 0.0 and summarize(failed)["errors"] == len(failed)
+    assert "empty_rate" in paper_table(pd.DataFrame([{"method": "m", "model": "x", "cam": "c", "beta": 0.5, **s}]),
+                                       "objects").columns  # fmt: skip
+
+
+def test_method_table_puts_the_randomised_copy_beside_each_method() -> None:
+    from clipcam_utils.evaluation import method_table
+
+    base = {"beta": 0.3, "miou_seen": 0.1, "miou_unseen": 0.1, "empty_rate": 0.0, "s_per_query": 0.01}
+    rows = pd.DataFrame([
+        {"method": "CLIPCAM", "model": "m", "cam": "maskclip", "miou_all": 0.3, "acc_all": 0.9, **base},
+        {"method": "CLIPCAM", "model": "m", "cam": "gradcam", "miou_all": 0.2, "acc_all": 0.7, **base},
+        {"method": "randomized CLIPCAM", "model": "m-randomized", "cam": "gradcam", "miou_all": 0.05,
+         "acc_all": 0.25, **base},
+    ])  # fmt: skip
+    t = method_table(rows, "objects")
+    assert list(t.method) == ["Grad-CAM", "MaskCLIP"], "the registry's order, display names"
+    assert t.loc[0, "sanity_gap"] == pytest.approx(0.45) and t.loc[0, "rand_acc"] == 0.25
+    assert np.isnan(t.loc[1, "sanity_gap"]), "no randomised run: no gap"
+    single = method_table(rows, "single")
+    assert "acc_all" not in single and single.loc[0, "sanity_gap"] == pytest.approx(0.15)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipcam_utils.datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
 from clipcam_utils.fiftyone_export import (
     GROUND_TRUTH_FIELD,
     INTERACTIONS_FIELD,
@@ -21,6 +20,7 @@ from clipcam_utils.fiftyone_export import (
     prediction_field,
     records_to_dataset,
 )
+from clipcam_utils.records import ImageRecord, Interaction, InteractionRecord, ObjectBox
 
 pytestmark = pytest.mark.usefixtures("fiftyone_db_dir")
 
@@ -203,10 +203,17 @@ def test_add_predictions_with_heatmap_files(
     assert hico[field].detections == [] and hico[heatmap_field(field)].query == "riding"
     assert hico[heatmap_field(field)].label == "riding"
 
-    # Re-adding a query replaces its detections; another query is added beside it (single-sample form).
-    add_predictions(
-        fruit, field, Prediction("a photo of a orange", boxes=(0, 0, 200, 100), iou=0.9, label="orange")
-    )
+    # Re-adding a query replaces its detections only when asked; another query is added beside it.
+    again = Prediction("a photo of a orange", boxes=(0, 0, 200, 100), iou=0.9, label="orange")
+    with pytest.raises(
+        ValueError, match=r"already holds 1 of these queries .*'a photo of a orange'.*overwrite=True"
+    ):
+        add_predictions(fruit, field, again)
+    with pytest.raises(ValueError, match="nothing was written"):
+        add_predictions(dataset, field, {"fruit1": again})
+    fruit.reload()
+    assert fruit[field].detections[0].iou == 0.6  # untouched by the refused calls
+    add_predictions(fruit, field, again, overwrite=True)
     add_predictions(
         fruit,
         field,
@@ -389,8 +396,16 @@ def test_repeated_classes_in_a_grid_keep_one_detection_and_one_heatmap_per_cell(
                                  on_result=lambda g, c, t, s, b, i: saved.__setitem__((g.grid_id, c), s))  # fmt: skip
     dataset = grids_to_dataset([grid], request.node.name, tmp_path / "grids", source="openimages")
     field = prediction_field("shapes-rn", "gradcam")
-    for _ in range(2):  # writing the same run twice replaces, never duplicates
-        assert add_grid_predictions(dataset, field, records, saved, heatmap_dir=tmp_path / "maps") == 4
+    assert add_grid_predictions(dataset, field, records, saved, heatmap_dir=tmp_path / "maps") == 4
+    with pytest.raises(ValueError, match="already holds 4 of these queries"):  # never replaced unasked
+        add_grid_predictions(dataset, field, records, saved, heatmap_dir=tmp_path / "maps")
+    for _ in range(2):  # writing the same run again replaces when asked, never duplicates
+        assert (
+            add_grid_predictions(
+                dataset, field, records, saved, heatmap_dir=tmp_path / "maps", overwrite=True
+            )
+            == 4
+        )
         preds = dataset.first()[field].detections
         assert sorted((d.label, d.cell) for d in preds) == [
             ("apple", 0),

@@ -177,24 +177,79 @@ def test_tiny_image_warns() -> None:
 def test_huge_jpeg_decoded_at_reduced_size(tmp_path, monkeypatch) -> None:
     path = tmp_path / "huge.jpg"
     Image.fromarray(_noise(200, 400)).save(path)
-    assert load_image(path).size == (400, 200)
-    monkeypatch.setattr(images, "MAX_PIXELS", 10_000)
+    assert load_image(path).size == (400, 200) and images.original_size(load_image(path)) == (400, 200)
+    monkeypatch.setattr(images, "DECODE_PIXELS", 10_000)
     im = load_image(path)
     assert im.mode == "RGB" and im.size == (100, 50)  # JPEG draft mode: decoded at 1/4 scale
+    assert images.original_size(im) == (400, 200)  # ... and it knows the file's own size
+    assert images.to_original_pixels((10, 5, 20, 50), im) == (40, 20, 80, 200)
+    assert images.to_decoded_pixels((40, 20, 80, 200), im) == (10, 5, 20, 50)
+    assert images.original_size(im.crop((0, 0, 50, 50))) == (50, 50)  # a changed image is what it is
+
+
+def test_huge_png_is_reduced_after_decoding(tmp_path, monkeypatch) -> None:
+    """No draft mode for PNG: decoded in full (bounded by MAX_PIXELS), then reduced by a power of two."""
+    path = tmp_path / "huge.png"
+    Image.fromarray(_noise(300, 500)).save(path, compress_level=0)
+    monkeypatch.setattr(images, "DECODE_PIXELS", 10_000)
+    im = load_image(path)
+    assert im.mode == "RGB" and im.size == (125, 75) and images.original_size(im) == (500, 300)
+
+
+def test_huge_jpeg_with_exif_rotation_keeps_the_upright_size(tmp_path, monkeypatch) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(_noise(200, 400)).save(path, exif=exif.tobytes())
+    monkeypatch.setattr(images, "DECODE_PIXELS", 10_000)
+    im = load_image(path)
+    assert im.size == (50, 100) and images.original_size(im) == (200, 400)
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG with only its signature and header: enough for PIL to read the size, tiny on disk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+    return path
+
+
+@pytest.mark.parametrize(("width", "height"), [(12_000, 10_000), (20_000, 10_000)])
+def test_pixel_limit_is_ours_not_pils_bomb_notice(tmp_path, width, height) -> None:
+    """120 M px (PIL would only warn) and 200 M px (PIL refuses) both get the documented limit, nothing else."""
+    path = _png_header(tmp_path / "giant.png", width, height)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        with pytest.raises(ValueError) as info:
+            load_image(path)
+    message = str(info.value)
+    assert "giant.png" in message and f"{width * height:,} pixels" in message
+    assert "pixel limit is 100,000,000" in message and "MAX_PIXELS" in message
+    assert "decompression bomb" not in message.lower()
 
 
 def test_image_beyond_pils_bomb_limit(tmp_path, monkeypatch) -> None:
-    """Past twice PIL.Image.MAX_IMAGE_PIXELS (179 M px by default), PIL refuses before draft mode can help."""
+    """Past twice PIL.Image.MAX_IMAGE_PIXELS, PIL refuses at open: the message is still ours."""
     path = tmp_path / "huge.jpg"
     Image.fromarray(_noise(200, 400)).save(path)
-    monkeypatch.setattr(images, "MAX_PIXELS", 10_000)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # 80,000 px > 2x the limit
-    try:
-        im = load_image(path)
-    except ValueError as err:
-        assert "huge.jpg" in str(err)
-    else:
-        assert im.size == (100, 50)
+    with pytest.raises(ValueError, match=r"huge\.jpg has 80,000 pixels; the pixel limit"):
+        load_image(path)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.com/a//b.jpg", "https://example.com/x.png?s=1", "HTTPS://x/y"]
+)
+def test_urls_are_refused_unmangled(url) -> None:
+    with pytest.raises(ValueError) as info:
+        load_image(url)
+    assert url in str(info.value) and "URLs are not supported" in str(info.value)
+    assert "download the file first" in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------- arrays

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
+import open_clip
 import pytest
 import torch
 from helpers_core import (
@@ -311,6 +313,60 @@ def test_download_error_after_connection_drop_is_offline_error(monkeypatch) -> N
     _assert_offline_message(err.value)
 
 
+def _activations(model: nn.Module) -> set[str]:
+    return {
+        type(m).__name__ for m in model.modules() if isinstance(m, nn.GELU | open_clip.transformer.QuickGELU)
+    }
+
+
+@pytest.fixture
+def stub_download(monkeypatch) -> list[dict]:
+    """open_clip's download of tagged weights, replaced: it records the tag's config and returns no file.
+
+    Everything else is open_clip's real create path (config, tag check, architecture); only the weights
+    stay random, which cannot be helped offline.
+    """
+    calls: list[dict] = []
+
+    def download(cfg, *args, **kwargs):
+        calls.append(cfg)
+        return ""
+
+    monkeypatch.setattr(open_clip.factory, "download_pretrained", download)
+    monkeypatch.setattr(models, "_cached_weights", lambda *a, **k: "/stub/cache/weights.bin")
+    return calls
+
+
+@pytest.mark.parametrize("name", models.PAPER_BACKBONES)
+def test_openai_weights_are_built_with_quickgelu(stub_download, name: str) -> None:
+    """OpenAI's CLIPs were trained with QuickGELU: no mismatch warning, and no GELU anywhere in the model."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clip = load_clip(name)  # pretrained="default" -> "openai"
+    assert [cfg.get("quick_gelu") for cfg in stub_download] == [True], "the real create path was not taken"
+    assert not [w for w in caught if "QuickGELU" in str(w.message)]
+    assert clip.pretrained == "openai" and clip.info["architecture"] == {"quick_gelu": True}
+    assert _activations(clip.model) == {"QuickGELU"}
+
+
+def test_other_tags_keep_their_own_activation(stub_download) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clip = load_clip("ViT-B-32", pretrained="laion2b_s34b_b79k")
+    assert not [w for w in caught if "QuickGELU" in str(w.message)]
+    assert clip.info["architecture"] == {"quick_gelu": False} and _activations(clip.model) == {"GELU"}
+
+
+def test_every_registered_tag_gives_flags_open_clip_accepts() -> None:
+    """For every model and tag of open_clip's registry (offline): the flags match the tag's own config."""
+    for name, tag in open_clip.list_pretrained():
+        flags = models.trained_architecture(name, tag)
+        assert flags["quick_gelu"] is bool(open_clip.get_pretrained_cfg(name, tag).get("quick_gelu", False))
+        kwargs = models._create_kwargs(name, flags)
+        assert set(kwargs) <= {"force_quick_gelu", "quick_gelu"}, (name, tag, kwargs)
+    assert models.trained_architecture("ViT-B-16", None) == {}
+
+
 def test_missing_shapes_checkpoint(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv(models.DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"ShapesWorld checkpoint .*shapes-rn\.pt is missing"):
@@ -339,6 +395,13 @@ def test_local_open_clip_checkpoint_round_trip(real, image, tmp_path) -> None:
     original = cams.clipcam(clip, image, text)
     assert original.max() == pytest.approx(1.0, abs=1e-6), "seeded random ViT-B-32 gave an empty map"
     np.testing.assert_array_equal(cams.clipcam(loaded, image, text), original)
+    assert _activations(loaded.model) == {"GELU"}
+    # OpenAI's own file (or a copy of it): pretrained= names the tag whose architecture to build.
+    openai = load_clip(str(path), arch="ViT-B-32", pretrained="openai")
+    assert _activations(openai.model) == {"QuickGELU"} and openai.info["architecture"] == {"quick_gelu": True}
+    assert all(torch.equal(openai.model.state_dict()[k], v) for k, v in clip.model.state_dict().items())
+    with pytest.raises(ValueError, match="no pretrained tag 'openia' to take the architecture from"):
+        load_clip(str(path), arch="ViT-B-32", pretrained="openia")
 
 
 def test_local_checkpoint_missing(tmp_path) -> None:

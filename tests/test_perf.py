@@ -53,3 +53,15 @@ def test_bad_arguments_are_refused_clearly() -> None:
     perf.add_arguments(p)
     with pytest.raises(ValueError, match="--queries must be at least 1"):
         perf.run(p.parse_args(["--queries", "0"]))
+
+
+def test_method_rows_time_every_registered_method_on_the_same_image() -> None:
+    rows = perf.method_rows("shapes-vit", ["gradcam", "maskclip", "chefer", "eigencam"], queries=3, repeats=1)
+    assert [r["method"] for r in rows] == ["gradcam", "maskclip", "chefer", "eigencam"]
+    for r in rows:
+        assert r["queries"] == 3 and min(r["one_s"], r["many_s"], r["forward_s"]) > 0
+        assert r["one_per_forward"] == pytest.approx(r["one_s"] / r["forward_s"])
+        assert r["many_per_one"] == pytest.approx(r["many_s"] / r["one_s"])
+    assert [r["gradients"] for r in rows] == [True, False, True, False]
+    rn = perf.method_rows("shapes-rn", ["chefer", "maskclip"], queries=2, repeats=1)
+    assert [r["method"] for r in rn] == ["maskclip"], "a method that does not apply to the tower is left out"

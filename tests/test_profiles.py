@@ -7,8 +7,8 @@ import pytest
 
 from clipcam_utils import use_profile
 from clipcam_utils.benchmarks import bench_grids
-from clipcam_utils.datasets import ZooUnavailableError
 from clipcam_utils.models import WeightsUnavailableError, _online
+from clipcam_utils.openimages import ZooUnavailableError
 from clipcam_utils.profiles import SHARED_DATA_ENV, shared_data_dir
 
 
@@ -99,3 +99,41 @@ def test_real_action_grids_need_the_hicodet_images(tmp_path, monkeypatch) -> Non
     monkeypatch.setenv(SHARED_DATA_ENV, str(tmp_path))
     with pytest.raises(FileNotFoundError, match="hicodet data not found"):
         use_profile("real", verbose=False).action_grids(2)
+
+
+def test_real_object_grids_ask_the_zoo_only_for_what_the_grids_need(monkeypatch, tmp_path) -> None:
+    """16 grids = 64 queries: 32 seen + 32 unseen classes, one image each; the grids use exactly those."""
+    from PIL import Image
+
+    from clipcam_utils import openimages
+    from clipcam_utils.protocol import class_split
+    from clipcam_utils.records import ImageRecord, ObjectBox, RecordList
+
+    asked = []
+
+    def zoo(counts, seed=0, download_dir=None):
+        asked.append(dict(counts))
+        records = []
+        for label, n in sorted(counts.items()):
+            for k in range(n):
+                path = tmp_path / f"{label.replace(' ', '_')}-{k}.jpg"
+                Image.new("RGB", (40, 30)).save(path)
+                records.append(
+                    ImageRecord(path.stem, path, (40, 30), (ObjectBox(label, (5, 5, 20, 20)),), "openimages")
+                )
+        return RecordList(records, None)
+
+    monkeypatch.setattr(openimages, "load_openimages_zoo", zoo)
+    profile = use_profile("real", verbose=False)
+    grids = profile.object_grids(16, seed=3)
+    (counts,) = asked
+    assert sum(counts.values()) == 64 and set(counts.values()) == {1}
+    assert sorted(class_split(c) for c in counts).count("seen") == 32
+    assert len(grids) == 16 and all(len({c.label for c in g.cells}) == 4 for g in grids)
+    assert sorted(c.label for g in grids for c in g.cells) == sorted(counts)
+    assert profile.object_grids(16, seed=3)[0].cells == grids[0].cells  # same seed, same grids
+    from clipcam_utils.grids import plan_queries
+    from clipcam_utils.protocol import load_seen_unseen_classes
+
+    paper = plan_queries(load_seen_unseen_classes(), 4 * 500, seed=0)  # the paper: 10 images per class
+    assert len(paper) == 200 and set(paper.values()) == {10}
