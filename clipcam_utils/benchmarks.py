@@ -164,7 +164,7 @@ def shapes_action_items(n_grids: int, seed: int = 0, cell_size: int = SHAPES_CEL
 
 
 def _hicodet_records(root: Path, images: Path | None):
-    from .datasets import load_hicodet
+    from .hicodet import load_hicodet
 
     return load_hicodet(
         root, image_dir=images if images is not None else (root if root.is_dir() else root.parent)
@@ -209,7 +209,7 @@ def bench_grids(
     if data == "openimages":
         if kind == "actions":
             raise ValueError("Open Images has no actions; use --data hicodet (or shapes) for action grids")
-        from .datasets import load_openimages
+        from .openimages import load_openimages
 
         items = openimages_items(load_openimages(root))
         labels = sorted({it.label for it in items})

@@ -74,13 +74,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from clipcam_utils.boxes import Box, to_relative_xywh, union_box
-from clipcam_utils.datasets import (
-    ImageRecord,
-    InteractionRecord,
-    class_split,
-    is_seen_action,
-    verb_to_ing,
-)
+from clipcam_utils.prompts import verb_to_ing
+from clipcam_utils.protocol import class_split, is_seen_action
+from clipcam_utils.records import ImageRecord, InteractionRecord
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -329,7 +325,7 @@ def records_to_dataset(
         if not isinstance(record, ImageRecord | InteractionRecord):
             raise TypeError(
                 f"records[{index}] is a {type(record).__name__}; expected ImageRecord or InteractionRecord "
-                "from clipcam_utils.datasets"
+                "from clipcam_utils.records"
             )
     samples = [_record_to_sample(fo, record) for record in records]
     dataset = fo.Dataset(full_name, persistent=persistent, overwrite=overwrite)

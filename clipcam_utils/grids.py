@@ -234,7 +234,7 @@ def openimages_items(records: Iterable, seen: Callable[[str], bool | None] | Non
 
     `seen(label)` gives the split (default: the protocol's 100 seen / 100 unseen classes, None outside).
     """
-    from .datasets import class_split
+    from .protocol import class_split
 
     def default_seen(label: str) -> bool | None:
         split = class_split(label)
@@ -256,7 +256,7 @@ def hicodet_items(records: Iterable) -> list[GridItem]:
     and the object box alone in `object_boxes`; seen: the protocol's 52 seen actions.
     """
     from .boxes import union_box
-    from .datasets import is_seen_action
+    from .protocol import is_seen_action
 
     out = []
     for rec in records:

@@ -114,8 +114,9 @@ class Profile:
 
         if self.object_source == "shapesworld":
             return bench_grids("objects", "shapes", n_grids, seed)[0]
-        from .datasets import load_openimages_zoo, load_seen_unseen_classes
         from .grids import build_grids, openimages_items, sample_per_label
+        from .openimages import load_openimages_zoo
+        from .protocol import load_seen_unseen_classes
 
         seen, unseen = load_seen_unseen_classes()
         classes = sorted(seen | unseen)

@@ -519,13 +519,13 @@ def interaction_items(
 def export_records(
     out_dir: str | Path, n: int, seed: int = 0, kind: str = "objects", size: int = 256
 ) -> list:
-    """Write `n` scenes as PNG files and return them as dataset records (the schema of `datasets.py`).
+    """Write `n` scenes as PNG files and return them as dataset records (the schema of `records.py`).
 
     `kind="objects"` gives `ImageRecord`s (labels "red star"); `kind="interactions"` gives
     `InteractionRecord`s whose subject plays HICO-DET's human and whose relation plays the verb.
     Files are named by seed and index, so re-exporting the same seed rewrites identical images.
     """
-    from .datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
+    from .records import ImageRecord, Interaction, InteractionRecord, ObjectBox
 
     if kind not in ("objects", "interactions"):
         raise ValueError(f"kind must be 'objects' or 'interactions', got {kind!r}")

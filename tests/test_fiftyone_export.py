@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipcam_utils.datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
 from clipcam_utils.fiftyone_export import (
     GROUND_TRUTH_FIELD,
     INTERACTIONS_FIELD,
@@ -21,6 +20,7 @@ from clipcam_utils.fiftyone_export import (
     prediction_field,
     records_to_dataset,
 )
+from clipcam_utils.records import ImageRecord, Interaction, InteractionRecord, ObjectBox
 
 pytestmark = pytest.mark.usefixtures("fiftyone_db_dir")
 

@@ -219,8 +219,8 @@ def test_repeated_labels_only_when_asked() -> None:
 
 
 def test_items_from_dataset_records(tmp_path) -> None:
-    from clipcam_utils.datasets import ImageRecord, Interaction, InteractionRecord, ObjectBox
     from clipcam_utils.grids import hicodet_items, openimages_items
+    from clipcam_utils.records import ImageRecord, Interaction, InteractionRecord, ObjectBox
 
     rec = ImageRecord("img1", tmp_path / "img1.jpg", (200, 100),
                       (ObjectBox("orange", (0.0, 0.0, 10.0, 10.0)), ObjectBox("orange", (20.0, 20.0, 40.0, 40.0)),

@@ -7,8 +7,8 @@ import pytest
 
 from clipcam_utils import use_profile
 from clipcam_utils.benchmarks import bench_grids
-from clipcam_utils.datasets import ZooUnavailableError
 from clipcam_utils.models import WeightsUnavailableError, _online
+from clipcam_utils.openimages import ZooUnavailableError
 from clipcam_utils.profiles import SHARED_DATA_ENV, shared_data_dir
 
 
