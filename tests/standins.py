@@ -152,7 +152,9 @@ def _pool(pool_dir: Path) -> list[_PoolImage]:
         boxes: dict[str, list] = {}
         with (class_dir / "Label" / f"{class_dir.name}.csv").open(newline="") as f:
             for row in csv.DictReader(f):
-                boxes.setdefault(row["ImageID"], []).append((row["XMin"], row["XMax"], row["YMin"], row["YMax"]))
+                boxes.setdefault(row["ImageID"], []).append(
+                    (row["XMin"], row["XMax"], row["YMin"], row["YMax"])
+                )
         for image in sorted(class_dir.glob("*.jpg")):
             if boxes.get(image.stem):
                 out.append(_PoolImage(image, tuple(boxes[image.stem])))
@@ -189,7 +191,9 @@ class ServedSplit:
                 w = csv.writer(f)
                 w.writerow(["ImageID", "Subset", "OriginalURL", "Rotation"])
                 for image_id in sorted(self.source_of):
-                    w.writerow([image_id, "validation", f"standin://{self.source_of[image_id].path.name}", "0.0"])
+                    w.writerow(
+                        [image_id, "validation", f"standin://{self.source_of[image_id].path.name}", "0.0"]
+                    )
         elif kind == "detections":
             with path.open("w", newline="") as f:
                 w = csv.writer(f)
