@@ -22,8 +22,9 @@ from .benchmarks import REAL_CELL, bench_grids
 from .data_paths import HICODET_ENV, SHARED_DATA_ENV, shared_data_dir
 from .models import ARCH_BETA, PAPER_BETA, ClipModel, load_clip
 
-__all__ = ["HICODET_ENV", "SHARED_DATA_ENV", "Profile", "shared_data_dir", "use_profile"]
+__all__ = ["HICODET_ENV", "SHARED_DATA_ENV", "SMOKE_ENV", "Profile", "shared_data_dir", "use_profile"]
 
+SMOKE_ENV = "CLIPCAM_SMOKE"  # "1": notebooks run at smoke-test scale (see `Profile.size`)
 PROFILES = ("offline", "real")
 CLIP_KEYS = ("vit", "rn")
 
@@ -157,6 +158,117 @@ class Profile:
             f"beta {betas}),\n  torchvision ImageNet baselines, Open Images V6 through the FiftyOne zoo, "
             "HICO-DET from disk.\n  Needs internet (or cached weights) the first time a model is loaded."
         )
+
+    # ------------------------------------------------------------------ scale and profile-aware text
+    @property
+    def smoke(self) -> bool:
+        """True under ``CLIPCAM_SMOKE=1``: the CI smoke test's scale (a few items, see `size`)."""
+        return os.environ.get(SMOKE_ENV, "").strip() not in ("", "0")
+
+    def size(self, n: int, smoke: int = 1) -> int:
+        """A notebook's count (grids, scenes, queries): `n`, or at most `smoke` under ``CLIPCAM_SMOKE=1``."""
+        return min(n, smoke) if self.smoke else n
+
+    @property
+    def object_data(self) -> str:
+        """The ``bench --data`` name of the object grids: "shapes" offline, "openimages" real."""
+        return "shapes" if self.object_source == "shapesworld" else "openimages"
+
+    @property
+    def action_data(self) -> str:
+        """The ``bench --data`` name of the action grids: "shapes" offline, "hicodet" real."""
+        return "shapes" if self.action_source == "shapesworld" else "hicodet"
+
+    def dataset_name(self, stem: str) -> str:
+        """A FiftyOne dataset name that says what it holds: "errors" -> "errors-shapes" / "errors-openimages"."""
+        return f"{stem}-{self.object_data}"
+
+    def bench_command(self, kind: str, n_grids: int, randomized: bool = True) -> str:
+        """The command line that prints a notebook's table ("objects" or "actions") for this profile."""
+        if kind not in ("objects", "actions"):
+            raise ValueError(f"kind must be 'objects' or 'actions', got {kind!r}")
+        baselines = self.object_baselines if kind == "objects" else self.action_baselines
+        data = self.object_data if kind == "objects" else self.action_data
+        parts = ["python -m clipcam_utils bench", kind]
+        if data == "openimages":  # the command reads a local folder, e.g. the one the zoo downloaded to
+            parts += ["--data openimages --root ~/fiftyone/open-images-v6/validation"]
+        elif data == "hicodet":
+            parts += [f"--data hicodet --root {self.hicodet_annotations}"]
+        parts += ["--model", *(self.clip_names[r] for r in ("rn", "vit"))]
+        parts += ["--baseline", *(baselines[r] for r in ("rn", "vit"))]
+        parts += ["--randomized"] * randomized + [f"--grids {n_grids}"]
+        return " ".join(parts)
+
+    def action_data_note(self) -> str:
+        """Where this profile's action grids come from, and how to run them on real HICO-DET files."""
+        if self.action_source == "shapesworld":
+            images = self.hicodet_annotations.parent / "images" / "test2015"
+            folder = images if images.is_dir() else self.hicodet_annotations.parent
+            present = len(list(folder.glob("HICO_test2015_*.jpg"))) if folder.is_dir() else 0
+            return (
+                "These grids are ShapesWorld relations. With the real profile, `profile.action_grids` builds them "
+                f"from the HICO-DET test annotations (${HICODET_ENV}, default: the real-data folder).\n"
+                f"The real-data folder here holds {present} HICO-DET test image(s), so offline the real-data check "
+                "is the single-image pipeline:\n"
+                "python -m clipcam_utils bench single --data hicodet --model shapes-rn shapes-vit (see docs/results.md)"
+            )
+        return (
+            f"These grids come from the HICO-DET test annotations {self.hicodet_annotations} "
+            "(images in images/test2015/ next to them; docs/online.md says how to get them).\n"
+            f"The command line prints the same table: {self.bench_command('actions', 16)}"
+        )
+
+    def cam_methods(self) -> list[str]:
+        """The CAM methods a notebook compares: all seven; under ``CLIPCAM_SMOKE=1`` without ScoreCAM, whose
+        one masked forward pass per channel takes minutes per query with the real models on a CPU."""
+        from .cams import CAM_METHODS
+
+        return [c for c in CAM_METHODS if not (self.smoke and c == "scorecam")]
+
+    @property
+    def grids_label(self) -> str:
+        """What the object grids are made of, for titles: "ShapesWorld grids" / "Open Images grids"."""
+        return "ShapesWorld grids" if self.object_source == "shapesworld" else "Open Images grids"
+
+    def zero_shot_classes(self) -> list[str]:
+        """The classes of `zero_shot_accuracy`: ShapesWorld's 64 offline, the protocol's 200 Open Images ones real."""
+        if self.object_source == "shapesworld":
+            from . import shapesworld as sw
+
+            return sw.class_names()
+        from .protocol import load_seen_unseen_classes
+
+        seen, unseen = load_seen_unseen_classes()
+        return sorted(seen | unseen)
+
+    def zero_shot_accuracy(
+        self, key: str, n: int = 256, template: str = "a photo of a {}", seed: int = 1234
+    ) -> float:
+        """Top-1 zero-shot accuracy of a role's CLIP over `zero_shot_classes`, on `n` seeded images.
+
+        Offline: held-out ShapesWorld single-object scenes (`benchmarks.zero_shot_accuracy`). Real: crops of
+        Open Images boxes through the zoo (`zeroshot`), fetched once per (n, seed) and reused.
+        """
+        clip = self.load_clip(key)
+        if self.object_source == "shapesworld":
+            from .benchmarks import zero_shot_accuracy
+
+            return zero_shot_accuracy(clip, n=n, seed=seed, template=template)
+        from .openimages import load_openimages_zoo
+        from .zeroshot import crop_accuracy, labelled_crops
+
+        classes = self.zero_shot_classes()
+        if ("crops", n, seed) not in self._cache:
+            records = load_openimages_zoo(classes, max_samples=n, seed=seed)
+            self._cache["crops", n, seed] = labelled_crops(records, classes, n)
+        crops, labels = self._cache["crops", n, seed]
+        return crop_accuracy(clip, crops, labels, classes, template)
+
+    def zero_shot_data(self) -> str:
+        """What `zero_shot_accuracy` classifies, in words."""
+        if self.object_source == "shapesworld":
+            return "held-out ShapesWorld single-object scenes"
+        return "crops of Open Images V6 validation boxes (FiftyOne zoo)"
 
 
 def use_profile(name: str = "offline", device: str = "cpu", verbose: bool = True) -> Profile:
