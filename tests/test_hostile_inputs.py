@@ -314,7 +314,7 @@ def test_ctrl_c_says_what_is_safe_and_how_to_resume(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(ev, "score_query", real)
     rc, out, err = _bench(capsys, *args)
     assert rc == 0, err
-    assert len(pd.read_csv(tmp_path / "objects-shapes-shapes-rn-gradcam.csv")) == 8
+    assert len(pd.read_csv(tmp_path / "objects-shapes-clipcam-shapes-rn-gradcam.csv")) == 8
 
 
 @pytest.mark.usefixtures("fiftyone_db_dir")
