@@ -75,6 +75,10 @@ def cmd_localize(args) -> int:
         raise ValueError(
             f"--out {args.out} is the input image; the overlay would replace it. Choose another name"
         )
+    if out is not None and out.exists() and not args.overwrite:  # never replace a user's file unasked
+        raise ValueError(
+            f"--out {args.out} already exists; choose another name, or add --overwrite to replace it"
+        )
     clip = _load(args)
     result = localize(clip, args.image, args.text, cam=args.cam, beta=args.beta)
     payload = {"image": str(args.image), "model": clip.name, **result.to_json()}
@@ -408,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--beta", type=float, default=None, help="threshold in [0, 1] (default: the model's, as in the paper)"
     )
     p.add_argument("--out", default=None, help="write the heatmap-and-box overlay here (PNG)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (refused otherwise)")
     p.set_defaults(func=cmd_localize)
 
     p = sub.add_parser("demo", help="run CLIPCAM on a ShapesWorld scene (the offline default)")

@@ -59,7 +59,8 @@ def load_image(source: str | Path | Image.Image | np.ndarray) -> Image.Image:
     """Open a path, PIL image or array as 8-bit RGB.
 
     Conversions: grayscale -> RGB, RGBA / palette with transparency -> composited on white, 16-bit -> scaled
-    to 8 bits, EXIF rotation applied. Tiny images (under 8 px a side) load with a warning. Missing, empty or
+    to 8 bits, EXIF rotation applied. Tiny images (under 8 px a side) and files of several frames (only the first is
+    used) load with a warning. Missing, empty or
     corrupt files, URLs and files over `MAX_PIXELS` raise an error that names the file. Files over
     `DECODE_PIXELS` are decoded reduced (JPEG draft mode, else `Image.reduce`); `original_size` gives the
     file's own size, and `to_original_pixels` maps boxes found on the decoded image back to it.
@@ -110,6 +111,13 @@ def _open_file(path: Path) -> tuple[Image.Image, tuple[int, int]]:
             factor = _reduction(width * height)
             if factor > 1:  # JPEG decodes directly at 1/2, 1/4 or 1/8 scale; other formats ignore this
                 opened.draft("RGB", (math.ceil(width / factor), math.ceil(height / factor)))
+            frames = getattr(opened, "n_frames", 1)
+            if frames > 1:  # GIF/TIFF/WebP animations and multi-page files: say which one is used
+                warnings.warn(
+                    f"{path} holds {frames} frames or pages; only the first is used",
+                    UserWarning,
+                    stacklevel=3,
+                )
             opened.load()
             im = ImageOps.exif_transpose(opened)
         if im.size != opened.size and im.size == (opened.height, opened.width):

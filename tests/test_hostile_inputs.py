@@ -363,6 +363,36 @@ def test_overlay_never_replaces_the_input_image(tmp_path, capsys) -> None:
     assert "is the input image" in capsys.readouterr().err and image.read_bytes() == before
 
 
+def test_an_existing_overlay_is_replaced_only_when_asked(clip, tmp_path, capsys, monkeypatch) -> None:
+    image, keep = tmp_path / "scene.png", tmp_path / "keep.png"
+    explorer_scene(0).image.save(image)
+    explorer_scene(1).image.save(keep)  # a user's own picture where the overlay would go
+    before = keep.read_bytes()
+    args = ["localize", str(image), "a red star", "--out", str(keep)]
+    with monkeypatch.context() as m:
+        m.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before --out was checked"))
+        assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err and keep.read_bytes() == before
+    assert cli.main([*args, "--overwrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["overlay"] == str(keep) and keep.read_bytes() != before
+    assert cli.main(["localize", str(image), "a red star", "--out", str(image), "--overwrite"]) == 2
+    assert "is the input image" in capsys.readouterr().err  # --overwrite never replaces the input
+
+
+def test_an_animation_warns_that_only_its_first_frame_is_used(tmp_path) -> None:
+    from PIL import Image
+
+    from clipcam_utils.images import load_image
+
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.warns(UserWarning, match=r"anim.gif holds 3 frames or pages; only the first is used"):
+        im = load_image(path)
+    assert im.size == (40, 30) and im.getpixel((5, 5)) == (255, 0, 0)
+
+
 def test_bench_out_that_is_a_file_or_unwritable_is_a_message(tmp_path, capsys) -> None:
     target = tmp_path / "results.csv"
     target.write_text("mine\n")
