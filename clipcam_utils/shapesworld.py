@@ -191,8 +191,76 @@ def _jitter_colour(rgb: tuple[int, int, int], rng: np.random.Generator, amount: 
     return tuple(int(np.clip(v + rng.integers(-amount, amount + 1), 0, 255)) for v in rgb)
 
 
-def _background(size: int, rng: np.random.Generator) -> Image.Image:
-    """A low-saturation background so that colour names stay unambiguous."""
+BACKGROUNDS = ("benchmark", "any")  # the benchmark's grey-ish look; any colour, brightness and texture
+MIN_CONTRAST = 90.0  # RGB distance between an object's colour and the background under it, at least
+
+
+def _hsv_rgb(h: float, s: float, v: float) -> np.ndarray:
+    """One HSV colour (all in [0, 1]) as RGB in [0, 255]."""
+    import colorsys
+
+    return np.array(colorsys.hsv_to_rgb(h, s, v)) * 255.0
+
+
+def _any_background(size: int, rng: np.random.Generator, avoid: list[tuple[int, int, int]]) -> Image.Image:
+    """A background of any hue, saturation and brightness (dark, saturated, pale) and a random texture.
+
+    Its one or two colours are drawn independently of the objects' colour words, then redrawn (up to 30
+    times) while any blend of them lies within `MIN_CONTRAST` of an object's colour, so that every object
+    stays visible: the background then says no more about the colours present than "not this one".
+    """
+    targets = np.array(avoid, dtype=float).reshape(-1, 3)
+    mix = np.linspace(0, 1, 9)[:, None]
+
+    def far(a: np.ndarray, b: np.ndarray) -> bool:  # every blend of a and b (textures mix them) is far enough
+        blends = a * (1 - mix) + b * mix
+        return (
+            not len(targets) or np.linalg.norm(blends[:, None] - targets[None], axis=2).min() >= MIN_CONTRAST
+        )
+
+    def colour() -> np.ndarray:
+        return _hsv_rgb(rng.random(), rng.random() ** 0.7, rng.uniform(0.06, 1.0))
+
+    for _ in range(30):
+        a = colour()
+        b = a if rng.random() < 0.3 else colour()  # one colour, or two blended by the texture
+        if far(a, b):
+            break
+    kind = rng.choice(["flat", "gradient", "noise", "stripes", "checker", "texture"])
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    if kind == "flat":
+        t = np.zeros((size, size))
+    elif kind == "gradient":
+        angle = rng.uniform(0, 2 * np.pi)
+        t = (np.cos(angle) * xx + np.sin(angle) * yy) / np.sqrt(2) + 0.5
+    elif kind in ("stripes", "checker"):
+        period = rng.uniform(0.04, 0.2)
+        angle = rng.uniform(0, np.pi)
+        u = (np.cos(angle) * xx + np.sin(angle) * yy) / period
+        t = np.floor(u) % 2
+        if kind == "checker":
+            v = (-np.sin(angle) * xx + np.cos(angle) * yy) / period
+            t = (np.floor(u) + np.floor(v)) % 2
+    else:  # smooth noise ("noise") or several octaves of it ("texture", like fabric or foliage)
+        octaves = (8,) if kind == "noise" else (4, 16, 48)
+        t = np.zeros((size, size))
+        for cells in octaves:
+            small = rng.random((cells + 1, cells + 1)).astype(np.float32)
+            t += np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC)) / len(octaves)
+        t = np.clip((t - t.min()) / max(float(np.ptp(t)), 1e-6), 0, 1)
+    arr = a * (1 - t[..., None]) + b * t[..., None] + rng.normal(0, rng.uniform(0, 6), size=(size, size, 1))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _background(
+    size: int, rng: np.random.Generator, style: str = "benchmark", avoid: list | None = None
+) -> Image.Image:
+    """The scene's background: the benchmark's low-saturation look, or `style="any"` (`_any_background`)."""
+    if style == "any":
+        return _any_background(size, rng, avoid or [])
+    if style != "benchmark":
+        raise ValueError(f"unknown background style {style!r}; use one of {', '.join(BACKGROUNDS)}")
+    # The benchmark's backgrounds are low-saturation, so that colour names stay unambiguous.
     kind = rng.choice(["flat", "gradient", "noise", "stripes"])
     base = rng.uniform(60, 200)
     tint = rng.uniform(-18, 18, size=3)
@@ -264,9 +332,11 @@ class _Placed:
     size: float
 
 
-def _render(size: int, rng: np.random.Generator, placed: list[_Placed], clutter: int) -> Image.Image:
+def _render(
+    size: int, rng: np.random.Generator, placed: list[_Placed], clutter: int, background: str = "benchmark"
+) -> Image.Image:
     big = size * SUPERSAMPLE
-    img = _background(big, rng)
+    img = _background(big, rng, background, [COLOURS[p.colour] for p in placed])
     draw = ImageDraw.Draw(img)
     _draw_clutter(draw, big, rng, clutter)
     for p in placed:
@@ -313,10 +383,15 @@ def object_scene(
     allow_repeats: float = 0.1,
     clutter: tuple[int, int] = (0, 6),
     include: str | None = None,
+    background: str = "benchmark",
+    occlusion: float = 0.0,
 ) -> Scene:
-    """A scene of non-overlapping objects; `scale` is the object's larger side as a fraction of the image.
+    """A scene of objects; `scale` is the object's larger side as a fraction of the image.
 
     `include` forces the first object's class (e.g. "red star"), so a query for it always has an answer.
+    `background` is "benchmark" or "any" (`BACKGROUNDS`). With probability `occlusion` an object may overlap
+    the ones drawn before it (partly hiding them, at most 40 % of the smaller box); otherwise objects keep
+    apart. Boxes are always the whole shape's extent, as a human annotator would draw them.
     """
     lo, hi = (n_objects, n_objects) if isinstance(n_objects, int) else n_objects
     count = int(rng.integers(lo, hi + 1))
@@ -336,12 +411,30 @@ def object_scene(
             cx, cy = rng.uniform(s / 2, size - s / 2, 2)
             pts = shape_polygon(shape, (cx, cy), s, rng.uniform(-MAX_TILT, MAX_TILT))
             box = _box_of(pts)
-            if all(not _overlap(box, _box_of(q.pts), margin=2) for q in placed):
+            may_occlude = bool(
+                occlusion > 0 and placed and rng.random() < occlusion
+            )  # no draw when 0: same scenes
+            if all(
+                _partly_hidden(box, _box_of(q.pts))
+                if may_occlude
+                else not _overlap(box, _box_of(q.pts), margin=2)
+                for q in placed
+            ):
                 placed.append(_Placed(shape, colour, bool(rng.random() < 0.75), pts, s))
                 used.add((colour, shape))
                 break
     n_clutter = int(rng.integers(clutter[0], clutter[1] + 1))
-    return Scene(_render(size, rng, placed, n_clutter), _to_objects(placed, size), clutter=n_clutter)
+    image = _render(size, rng, placed, n_clutter, background)
+    return Scene(image, _to_objects(placed, size), clutter=n_clutter)
+
+
+def _partly_hidden(new: Box, old: Box, most: float = 0.4) -> bool:
+    """True when `new` covers at most `most` of the smaller of the two boxes (a partial occlusion)."""
+    w = min(new[2], old[2]) - max(new[0], old[0])
+    h = min(new[3], old[3]) - max(new[1], old[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    smaller = min((new[2] - new[0]) * (new[3] - new[1]), (old[2] - old[0]) * (old[3] - old[1]))
+    return inter <= most * smaller
 
 
 def _relation_layout(
@@ -393,8 +486,12 @@ def interaction_scene(
     relations: list[str] | None = None,
     distractors: tuple[int, int] = (0, 1),
     clutter: tuple[int, int] = (0, 4),
+    background: str = "benchmark",
 ) -> Scene:
-    """Two shapes in a relation (subject first), plus optional distractor shapes away from the pair."""
+    """Two shapes in a relation (subject first), plus optional distractor shapes away from the pair.
+
+    `background` is "benchmark" or "any" (see `object_scene`).
+    """
     name = relation or str(rng.choice(relations or list(RELATIONS)))
     (cs, ss, co, so) = _relation_layout(name, rng, size)
     c_s, c_o = rng.choice(list(COLOURS), 2, replace=False)
@@ -430,7 +527,7 @@ def interaction_scene(
                 extra.append(_Placed(shape, colour, True, pts, s))
                 break
     n_clutter = int(rng.integers(clutter[0], clutter[1] + 1))
-    image = _render(size, rng, placed + extra, n_clutter)
+    image = _render(size, rng, placed + extra, n_clutter, background)
     ordered = sorted(placed, key=lambda p: order[id(p)]) + extra
     return Scene(image, _to_objects(ordered, size), Relation(name, 0, 1), clutter=n_clutter)
 

@@ -1,8 +1,10 @@
 """The ShapesWorld shift set: held-out single-object scenes that the training generator never draws.
 
-The tiny CLIPs are trained on `shapesworld` scenes: low-saturation backgrounds, objects between 14 % and 55 %
-of the scene, fully inside it, drawn by PIL from the package's own outlines. Users will show them pictures
-drawn by other programs. This set measures how far the models carry over: each scene is drawn by
+The tiny CLIPs are trained on `shapesworld` scenes drawn by PIL from the package's own outlines, with
+objects between 11 % and 85 % of the scene's side (`training.TrainConfig.object_scale`), fully inside it. The
+checkpoints shipped so far saw only low-saturation backgrounds; the training presets now also draw
+backgrounds of any colour and texture (`shapesworld.BACKGROUNDS`). Users will show the models pictures drawn
+by other programs. This set measures how far the models carry over: each scene is drawn by
 **matplotlib** (its own markers for the shapes it has: circle ``o``, square ``s``, triangle ``^``, star
 ``*``, cross ``P``, thin diamond ``d``; the package outlines only for the heart and the crescent), over one of
 six shifts:
@@ -10,8 +12,8 @@ six shifts:
 - ``dark``: near-black backgrounds of any hue (dark blue, dark red, ...);
 - ``saturated``: fully saturated backgrounds of any hue that differs from the object's colour;
 - ``texture``: two-colour checkerboards and blobs;
-- ``small``: objects of 5-11 % of the scene's side;
-- ``large``: objects of 60-85 %;
+- ``small``: objects of 5-9 % of the scene's side, below the training range;
+- ``large``: objects of 88-98 %, above it;
 - ``edge``: objects centred near the border, cut by it.
 
 Ground-truth boxes come from the pixels matplotlib actually drew (the rendered alpha mask, `VISIBLE_ALPHA`),
@@ -114,7 +116,7 @@ def shift_scene(seed: int, index: int, shift: str, size: int = 128, label: str |
     label = label or names[int(rng.integers(len(names)))]
     colour, _, shape = label.partition(" ")
     rgb = np.clip(np.array(sw.COLOURS[colour]) + rng.integers(-15, 16, 3), 0, 255).astype(np.float64)
-    scale = {"small": (0.05, 0.11), "large": (0.6, 0.85)}.get(shift, (0.2, 0.45))
+    scale = {"small": (0.05, 0.09), "large": (0.88, 0.98)}.get(shift, (0.2, 0.45))
     extent = rng.uniform(*scale) * size
     if (
         shift == "edge"

@@ -69,28 +69,45 @@ class TrainConfig:
     mix: dict = field(default_factory=lambda: {"object": 0.55, "mosaic": 0.2, "interaction": 0.25})
     seed: int = 0
     task: str = "clip"  # "clip", "object-baseline", "relation-baseline"
-    object_scale: tuple[float, float] = (
-        0.14,
-        0.55,
-    )  # object size range in object scenes (fraction of the scene)
+    # The training scenes (shapesworld.object_scene / interaction_scene): object sizes (larger side, fraction
+    # of the scene) from a grid cell's smallest to a close-up's, up to five objects, partial occlusion, and
+    # backgrounds of any colour and texture, so that the models meet other programs' drawings, not only the
+    # benchmark's look.
+    object_scale: tuple[float, float] = (0.11, 0.85)
+    n_objects: tuple[int, int] = (1, 5)
+    background: str = "any"
+    occlusion: float = 0.3
+
+    def scene_options(self) -> dict:
+        """The keyword arguments of the training scenes (see `make_pool`)."""
+        return {"scale": tuple(self.object_scale), "n_objects": tuple(self.n_objects),
+                "background": self.background, "occlusion": self.occlusion}  # fmt: skip
 
 
 # The stem of the ShapesWorld ViTs (CLIP and baselines alike): stride 8 in five 3x3 convs.
 VIT_STEM: tuple[tuple[int, int], ...] = ((32, 2), (32, 1), (64, 2), (64, 1), (128, 2))
 
+# The paper's geometry (issue 12): the ViT's target layer is a 14x14 token grid (112 px, stride 8), as for
+# ViT-B/16 at 224 px; the ResNet's is 7x7 (224 px, stride 32), as for RN50. A 2x2 grid resized to the
+# input then gives each cell 7x7 tokens and 3.5x3.5 ResNet cells, as in the paper.
+VIT_SIZE, RN_SIZE = 112, 224
 PRESETS: dict[str, TrainConfig] = {
     "shapes-vit": TrainConfig(
         name="shapes-vit",
         tower="vit",
-        image_size=64,
+        image_size=VIT_SIZE,
+        scene_size=VIT_SIZE,
         batch_size=64,
         lr=1e-3,
         steps=4000,
         warmup=200,
         vit_stem=VIT_STEM,
     ),
-    "shapes-rn": TrainConfig(name="shapes-rn", tower="resnet", image_size=128, rn_width=16, steps=1200),
-}
+    "shapes-rn": TrainConfig(
+        name="shapes-rn", tower="resnet", image_size=RN_SIZE, scene_size=RN_SIZE, rn_width=16, steps=1200,
+        pool_size=12000,
+    ),
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- captions
@@ -138,13 +155,14 @@ def _concepts(scene: sw.Scene) -> set[tuple]:
 # ---------------------------------------------------------------------------------------------- data
 
 
-def _make_scene(args: tuple[int, int, str, int, tuple | None, tuple[float, float]]) -> sw.Scene:
-    seed, index, kind, size, classes, scale = args
+def _make_scene(args: tuple[int, int, str, int, tuple | None, dict]) -> sw.Scene:
+    seed, index, kind, size, classes, options = args
     rng = sw.scene_rng(seed, index, kind)
     if kind == "object":
-        return sw.object_scene(rng, size=size, scale=scale, classes=list(classes) if classes else None)
+        return sw.object_scene(rng, size=size, classes=list(classes) if classes else None, **options)
     if kind == "interaction":
-        return sw.interaction_scene(rng, size=size, relations=list(classes) if classes else None)
+        return sw.interaction_scene(rng, size=size, relations=list(classes) if classes else None,
+                                    background=options.get("background", "benchmark"))  # fmt: skip
     raise ValueError(kind)
 
 
@@ -154,15 +172,17 @@ def make_pool(
     size: int,
     kinds: dict[str, float],
     classes: dict[str, tuple] | None = None,
-    workers: int = 2,
-    object_scale: tuple[float, float] = (0.14, 0.55),
+    workers: int | None = None,
+    options: dict | None = None,
 ) -> list[sw.Scene]:
-    """Pre-render a pool of scenes (in parallel): training then samples and recombines them for free."""
+    """Pre-render a pool of scenes in parallel (one worker per core unless `workers`); training then samples
+    and recombines them for free. `options` are `object_scene`'s keyword arguments (`TrainConfig.scene_options`).
+    """
     jobs = []
     for kind, frac in kinds.items():
-        jobs += [(seed, i, kind, size, (classes or {}).get(kind), tuple(object_scale))
+        jobs += [(seed, i, kind, size, (classes or {}).get(kind), dict(options or {}))
                  for i in range(int(round(n * frac)))]  # fmt: skip
-    with ProcessPoolExecutor(workers) as ex:
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as ex:
         return list(ex.map(_make_scene, jobs, chunksize=64))
 
 
@@ -535,7 +555,7 @@ def train_clip(
     model = build_clip(mcfg).to(dev)
     t0 = time.time()
     pool = make_pool(cfg.pool_size, cfg.seed, cfg.scene_size, {"object": 0.7, "interaction": 0.3},
-                     object_scale=cfg.object_scale)  # fmt: skip
+                     options=cfg.scene_options())  # fmt: skip
     objects = [s for s in pool if s.relation is None]
     interactions = [s for s in pool if s.relation is not None]
     _log(f"[{cfg.name}] pool of {len(pool)} scenes in {time.time() - t0:.0f}s", log)
@@ -572,13 +592,13 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
 
 
 BASELINES: dict[str, TrainConfig] = {
-    "shapes-cnn-objects": TrainConfig(name="shapes-cnn-objects", tower="resnet", image_size=128, rn_width=16,
+    "shapes-cnn-objects": TrainConfig(name="shapes-cnn-objects", tower="resnet", image_size=RN_SIZE, scene_size=RN_SIZE, rn_width=16,
                                       steps=400, batch_size=64, task="object-baseline", pool_size=8000),
-    "shapes-vit-objects": TrainConfig(name="shapes-vit-objects", tower="vit", image_size=64, steps=600, batch_size=64,
+    "shapes-vit-objects": TrainConfig(name="shapes-vit-objects", tower="vit", image_size=VIT_SIZE, scene_size=VIT_SIZE, steps=600, batch_size=64,
                                       lr=1e-3, task="object-baseline", pool_size=8000, vit_stem=VIT_STEM),
-    "shapes-cnn-relations": TrainConfig(name="shapes-cnn-relations", tower="resnet", image_size=128, rn_width=16,
+    "shapes-cnn-relations": TrainConfig(name="shapes-cnn-relations", tower="resnet", image_size=RN_SIZE, scene_size=RN_SIZE, rn_width=16,
                                         steps=200, batch_size=64, task="relation-baseline", pool_size=4000),
-    "shapes-vit-relations": TrainConfig(name="shapes-vit-relations", tower="vit", image_size=64, steps=300,
+    "shapes-vit-relations": TrainConfig(name="shapes-vit-relations", tower="vit", image_size=VIT_SIZE, scene_size=VIT_SIZE, steps=300,
                                         batch_size=64, lr=1e-3, task="relation-baseline", pool_size=4000,
                                         vit_stem=VIT_STEM),
 }  # fmt: skip
@@ -597,14 +617,12 @@ def train_baseline(
     rng = np.random.default_rng(cfg.seed)
     if cfg.task == "object-baseline":
         classes = sorted(sw.seen_classes())
-        pool = make_pool(
-            cfg.pool_size, cfg.seed + 1, cfg.scene_size, {"object": 1.0}, {"object": tuple(classes)}
-        )
+        pool = make_pool(cfg.pool_size, cfg.seed + 1, cfg.scene_size, {"object": 1.0},
+                         {"object": tuple(classes)}, options=cfg.scene_options())  # fmt: skip
     elif cfg.task == "relation-baseline":
         classes = sorted(sw.seen_relations())
-        pool = make_pool(
-            cfg.pool_size, cfg.seed + 2, cfg.scene_size, {"interaction": 1.0}, {"interaction": tuple(classes)}
-        )
+        pool = make_pool(cfg.pool_size, cfg.seed + 2, cfg.scene_size, {"interaction": 1.0},
+                         {"interaction": tuple(classes)}, options=cfg.scene_options())  # fmt: skip
     else:
         raise ValueError(f"unknown baseline task {cfg.task!r}")
     index = {c: i for i, c in enumerate(classes)}

@@ -16,6 +16,7 @@ from helpers_core import (
     sequence_first,
     tiny_clip,
     tiny_model_cfg,
+    tiny_tokenizer,
     torch_threads,
     wrap,
 )
@@ -79,6 +80,20 @@ def test_route_gradients_equal_autograd_for_many_queries_on_many_images(tiny, to
     assert rel_max_diff(g, g_ref) < 1e-5
     # Different texts on the same image really get different gradients (the test is not vacuous).
     assert rel_max_diff(g[0], g[1]) > 1e-2
+
+
+@pytest.mark.parametrize(("name", "grid"), [("shapes-vit", 14), ("shapes-rn", 7)])
+def test_route_gradients_equal_autograd_at_the_presets_paper_geometry(name, grid) -> None:
+    """The training presets' towers (random weights): the paper's target-layer grid, and the exact route."""
+    cfg = training.PRESETS[name]
+    clip = tiny_clip(model_cfg=training.model_config(cfg, tiny_tokenizer().vocab_size))
+    pixels = clip.preprocess([scene_image(), scene_image(seed=3)])
+    owner = [0, 1, 1, 0]
+    y_ref, g_ref = autograd_gradients(clip, pixels, TEXTS[:4], owner)
+    y, g = route_gradients(clip, pixels, TEXTS[:4], owner)
+    assert clip.image_size == (cfg.image_size, cfg.image_size) and g.shape[-2:] == (grid, grid)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    assert rel_max_diff(g, g_ref) < 1e-5
 
 
 @pytest.mark.parametrize("name", ["ViT-B-16", "RN50"])

@@ -117,3 +117,62 @@ def test_export_records(tmp_path) -> None:
     assert inter[0].num_pairs == 1 and inter[0].interactions[0].verb in sw.RELATIONS
     with pytest.raises(ValueError, match="kind must be"):
         sw.export_records(tmp_path, 1, kind="scenes")
+
+
+# --- training scenes (issue 12): any background, occlusion -------------------------------------------------
+
+
+def _knn_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray, k: int = 15) -> float:
+    d = ((x[~train][:, None] - x[train][None]) ** 2).sum(-1)
+    votes = y[train][np.argsort(d, axis=1)[:, :k]]
+    pred = np.array([np.bincount(v, minlength=8).argmax() for v in votes])
+    return float((pred == y[~train]).mean())
+
+
+def test_training_backgrounds_are_dark_saturated_and_textured_but_say_nothing_of_colour_words() -> None:
+    import colorsys
+
+    colours = list(sw.COLOURS)
+    means, stds, labels = [], [], []
+    for i in range(800):
+        label = i % len(colours)
+        bg = np.asarray(sw._background(48, sw.scene_rng(7, i, "bg"), "any", [sw.COLOURS[colours[label]]]))
+        px = bg.reshape(-1, 3).astype(float)
+        means.append(px.mean(0))
+        stds.append(px.std(0).mean())
+        labels.append(label)
+        # every pixel stays far from the object's colour (blends included), up to the pixel noise
+        assert np.linalg.norm(px - np.array(sw.COLOURS[colours[label]]), axis=1).min() > sw.MIN_CONTRAST - 25
+    means, labels = np.array(means), np.array(labels)
+    hsv = np.array([colorsys.rgb_to_hsv(*(m / 255)) for m in means])
+    assert (hsv[:, 2] < 0.25).mean() > 0.1 and (hsv[:, 1] > 0.7).mean() > 0.15  # dark ones, saturated ones
+    assert (np.array(stds) > 20).mean() > 0.2  # textures, stripes, gradients, not only flat colour
+    # The object's colour word cannot be read off the background (chance is 1/8 = 0.125).
+    assert _knn_accuracy(means, labels, np.arange(len(labels)) < 600) < 0.2
+
+
+def test_benchmark_backgrounds_stay_low_saturation() -> None:
+    sats = []
+    for i in range(40):
+        bg = np.asarray(sw._background(32, sw.scene_rng(3, i, "bg"))).reshape(-1, 3).mean(0) / 255
+        sats.append(max(bg) - min(bg))
+    assert max(sats) < 0.2
+    with pytest.raises(ValueError, match="unknown background style 'neon'; use one of benchmark, any"):
+        sw._background(32, sw.scene_rng(3, 0, "bg"), "neon")
+
+
+def test_occlusion_lets_objects_overlap_partly_and_only_when_asked() -> None:
+    def overlapping(occlusion: float) -> int:
+        count = 0
+        for i in range(30):
+            sc = sw.object_scene(sw.scene_rng(2, i, "occ"), size=96, n_objects=(4, 5), scale=(0.3, 0.5),
+                                 occlusion=occlusion, background="any")  # fmt: skip
+            boxes = [o.box for o in sc.objects]
+            for a in range(len(boxes)):
+                for b in range(a):
+                    if sw._overlap(boxes[a], boxes[b]):
+                        count += 1
+                        assert sw._partly_hidden(boxes[a], boxes[b])  # at most 40 % of the smaller box
+        return count
+
+    assert overlapping(0.0) == 0 and overlapping(1.0) >= 10
