@@ -65,6 +65,43 @@ def check_overlay_path(out: str | Path) -> Path:
     return path
 
 
+def check_output_folder(out: str | Path) -> Path:
+    """Create `out` if needed and prove it writable, before any long computation that would write there."""
+    import tempfile
+
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".clipcam-write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"--out {out} cannot be written ({err.strerror or err}); choose another --out"
+        ) from err
+    return path
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type for seeds: an integer >= 0 (numpy's generators take no negative seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts (grids, images): an integer >= 1."""
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1, got 0")
+    return value
+
+
 def cmd_localize(args) -> int:
     """Localize TEXT in IMAGE; print the result as JSON, then write the overlay."""
     from .cams import localize
@@ -130,6 +167,7 @@ def cmd_train_shapes(args) -> int:
     """Train the shipped ShapesWorld checkpoints (CLIPs and seen-only baselines)."""
     from .training import train_all
 
+    check_output_folder(args.out)  # before hours of training, not at the first save
     try:
         train_all(Path(args.out), only=args.only, steps_scale=args.steps_scale, device=args.device,
                   save_every_s=args.save_every)  # fmt: skip
@@ -360,8 +398,10 @@ def add_bench_parser(sub) -> None:
     p.add_argument(
         "--exclude", nargs="*", default=[], help="methods to leave out of --cam (e.g. all but scorecam)"
     )
-    p.add_argument("--grids", type=int, default=64, help="number of grids (single: number of images)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--grids", type=positive_int, default=64, help="number of grids (single: number of images)"
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument(
         "--out", default="out/bench", help="folder for per-query records (resumable) and summaries"
     )
@@ -419,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
     p.add_argument("--beta", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default="out/demo")
     p.set_defaults(func=cmd_demo)
 
@@ -439,8 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--models", nargs="+", default=list(SHAPES_MODELS))
     p.add_argument("--baselines", nargs="*", default=["shapes-cnn-objects", "shapes-vit-objects"])
-    p.add_argument("--grids", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grids", type=positive_int, default=64)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default=None, help="folder for shapes_quality.csv")
     p.set_defaults(func=cmd_eval_shapes)
 
@@ -500,7 +540,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error argparse has already printed: its exit code
+        return 0 if done.code is None else done.code if isinstance(done.code, int) else 2
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for "resume with" hints
     try:
         with warnings.catch_warnings():

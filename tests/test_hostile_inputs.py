@@ -443,3 +443,28 @@ def test_infinite_ids_and_a_torn_header_are_handled(tmp_path) -> None:
     with pytest.warns(RecordsRepairedWarning, match="cut a header torn"):
         assert len(run_grid_benchmark(_perfect, _grids(1), 0.5, out=torn, progress=False)) == 4
     assert list(pd.read_csv(torn).columns) == RECORD_COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "objects", "--seed", "-1"], "argument --seed: must be 0 or more, got -1"),
+        (["bench", "objects", "--grids", "0"], "argument --grids: must be at least 1, got 0"),
+        (["eval-shapes", "--grids", "0"], "argument --grids: must be at least 1, got 0"),
+        (["eval-shapes", "--seed", "x"], "argument --seed: expected an integer, got 'x'"),
+        (["demo", "--seed", "-5"], "argument --seed: must be 0 or more, got -5"),
+    ],
+)
+def test_counts_and_seeds_are_checked_by_the_parser(argv, message, capsys) -> None:
+    assert cli.main(argv) == 2 and message in capsys.readouterr().err
+
+
+def test_train_shapes_checks_its_out_before_training(tmp_path, capsys, monkeypatch) -> None:
+    import clipcam_utils.training as training
+
+    monkeypatch.setattr(training, "train_all", lambda *a, **k: pytest.fail("training started before --out"))
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["train-shapes", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert cli.main(["train-shapes", "--out", "/proc/clipcam-models"]) == 2
+    assert "cannot be written" in capsys.readouterr().err
