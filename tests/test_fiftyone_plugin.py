@@ -7,6 +7,9 @@ the App would (immediate and delegated), and their fields are compared with ``lo
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from clipcam_utils import shapesworld as sw
 from clipcam_utils.boxes import box_iou, to_relative_xywh, union_box
 from clipcam_utils.fiftyone_app import cached_clip, method_names
 from clipcam_utils.fiftyone_export import heatmap_field, prediction_field, records_to_dataset
-from clipcam_utils.plugin_install import PLUGIN_NAME, SOURCE_DIR, install_plugin, uninstall_plugin
+from clipcam_utils.plugin_install import MANIFEST, PLUGIN_NAME, SOURCE_DIR, install_plugin, uninstall_plugin
 
 pytestmark = pytest.mark.usefixtures("fiftyone_db_dir")
 
@@ -54,33 +57,129 @@ def _execute(uri: str, ds, **ctx):
     return result
 
 
-def test_install_and_uninstall_never_touch_a_foreign_folder(tmp_path: Path, capsys) -> None:
+def _tree(root: Path) -> dict[str, object]:
+    """Everything under ``root`` (links not followed): relative path -> bytes, "<dir>" or "-> link target"."""
+    found: dict[str, object] = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            found[key] = f"-> {os.readlink(path)}"
+        else:
+            found[key] = "<dir>" if path.is_dir() else path.read_bytes()
+    return found
+
+
+def test_install_reinstall_and_uninstall_of_our_own_copy(tmp_path: Path, capsys) -> None:
     root = tmp_path / "plugins"
     assert cli.main(["fiftyone-plugin", "install", "--plugins-dir", str(root)]) == 0
     target = root / "clipcam"
     assert str(target) in capsys.readouterr().out
-    assert sorted(p.name for p in target.iterdir()) == ["__init__.py", "fiftyone.yml"]
+    assert sorted(p.name for p in root.iterdir()) == ["clipcam"]  # no staging folder left behind
+    assert sorted(p.name for p in target.iterdir()) == [MANIFEST, "__init__.py", "fiftyone.yml"]
+    manifest = json.loads((target / MANIFEST).read_text())
+    assert manifest["plugin"] == PLUGIN_NAME
+    for name in ("__init__.py", "fiftyone.yml"):
+        assert (target / name).read_bytes() == (SOURCE_DIR / name).read_bytes()
+        assert manifest["files"][name] == hashlib.sha256((SOURCE_DIR / name).read_bytes()).hexdigest()
+    # An older version of the plugin, as an older install left it (its manifest has that file's digest),
+    # plus the bytecode Python compiled when FiftyOne loaded it: a reinstall replaces them.
+    (target / "__init__.py").write_text("# an older version\n")
+    manifest["files"]["__init__.py"] = hashlib.sha256(b"# an older version\n").hexdigest()
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    (target / "__pycache__").mkdir()
+    (target / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"bytecode")
+    assert install_plugin(root) == target
     assert (target / "__init__.py").read_bytes() == (SOURCE_DIR / "__init__.py").read_bytes()
-    (target / "__init__.py").write_text("# stale copy\n")
-    assert install_plugin(root) == target  # reinstalling replaces our own older copy
-    assert (target / "__init__.py").read_bytes() == (SOURCE_DIR / "__init__.py").read_bytes()
+    assert not (target / "__pycache__").exists()
+    (target / "__pycache__").mkdir()
+    (target / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"bytecode")
     assert cli.main(["fiftyone-plugin", "uninstall", "--plugins-dir", str(root)]) == 0
     assert not target.exists() and f"removed {target}" in capsys.readouterr().out
+    assert list(root.iterdir()) == []
     assert uninstall_plugin(root) is None
+    assert cli.main(["fiftyone-plugin", "uninstall", "--plugins-dir", str(root)]) == 0
+    assert "is not installed; nothing removed" in capsys.readouterr().out
 
+
+def _foreign_folder(target: Path) -> None:
     target.mkdir()
     (target / "fiftyone.yml").write_text('name: "@someone/else"\n')
     (target / "mine.txt").write_text("keep me")
-    for action in ("install", "uninstall"):
-        assert cli.main(["fiftyone-plugin", action, "--plugins-dir", str(root)]) == 2
-        assert "is not the CLIPCAM plugin" in capsys.readouterr().err
-    assert (target / "mine.txt").read_text() == "keep me" and len(list(target.iterdir())) == 2
+
+
+def _hand_made_copy(target: Path) -> None:  # the plugin's files, copied by hand (no manifest): not ours
+    target.mkdir()
+    for name in ("fiftyone.yml", "__init__.py"):
+        (target / name).write_bytes((SOURCE_DIR / name).read_bytes())
+
+
+def _edited_install(target: Path) -> None:
+    install_plugin(target.parent)
+    (target / "__init__.py").write_text((target / "__init__.py").read_text() + "# my own change\n")
+
+
+def _install_with_a_file_added(target: Path) -> None:
+    install_plugin(target.parent)
+    (target / "notes").mkdir()
+    (target / "notes" / "todo.txt").write_text("mine")
+
+
+def _install_with_foreign_bytecode(target: Path) -> None:
+    install_plugin(target.parent)
+    (target / "__pycache__").mkdir()
+    (target / "__pycache__" / "helpers.cpython-311.pyc").write_bytes(b"not from our files")
+
+
+def _link_to_a_users_folder(target: Path) -> None:  # even a link to a real install of ours elsewhere
+    elsewhere = target.parent.parent / "my-plugins"
+    install_plugin(elsewhere)
+    target.symlink_to(elsewhere / "clipcam")
+
+
+def _manifest_pointing_outside(target: Path) -> None:
+    install_plugin(target.parent)
+    victim = target.parent.parent / "victim.txt"
+    victim.write_text("keep me")
+    manifest = json.loads((target / MANIFEST).read_text())
+    manifest["files"]["../../victim.txt"] = hashlib.sha256(b"keep me").hexdigest()
+    (target / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _a_file_of_that_name(target: Path) -> None:
+    target.write_text("not a folder")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_foreign_folder, _hand_made_copy, _edited_install, _install_with_a_file_added,
+     _install_with_foreign_bytecode, _link_to_a_users_folder, _manifest_pointing_outside, _a_file_of_that_name],
+)  # fmt: skip
+def test_uninstall_and_install_never_delete_what_they_did_not_install(tmp_path: Path, capsys, make) -> None:
+    root = tmp_path / "plugins"
+    root.mkdir()
+    make(root / "clipcam")
+    before = _tree(tmp_path)
+    for action in ("uninstall", "install"):
+        assert cli.main(["fiftyone-plugin", action, "--plugins-dir", str(root)]) == 2, action
+        err = capsys.readouterr().err
+        assert "nothing was removed" in err and str(root / "clipcam") in err, err
+        assert _tree(tmp_path) == before, f"{action} changed files it did not install"
+
+
+def test_install_keeps_a_users_staging_named_folder_and_refuses_a_second_copy(tmp_path: Path) -> None:
+    root = tmp_path / "plugins"
+    (root / ".clipcam-installing").mkdir(parents=True)  # the name an installer might use for its staging
+    (root / ".clipcam-installing" / "mine.txt").write_text("keep me")
+    install_plugin(root)
+    assert (root / ".clipcam-installing" / "mine.txt").read_text() == "keep me"
+    assert sorted(p.name for p in root.iterdir()) == [".clipcam-installing", "clipcam"]
 
     elsewhere = tmp_path / "other-plugins"
     (elsewhere / "mine" / "clipcam-copy").mkdir(parents=True)
     install_plugin(elsewhere / "mine" / "clipcam-copy")  # a copy in a subfolder of the plugins dir
     with pytest.raises(FileExistsError, match="already installed at"):
         install_plugin(elsewhere)
+    assert not (elsewhere / "clipcam").exists()
 
 
 def test_fiftyone_finds_the_plugin_and_its_operators(plugins: Path) -> None:
