@@ -192,6 +192,10 @@ def test_fiftyone_finds_the_plugin_and_its_operators(plugins: Path) -> None:
     for uri in (LOCALIZE, EVALUATE):
         assert registry.operator_exists(uri), uri
     assert registry.get_operator(LOCALIZE).config.label == "Localize with CLIPCAM"
+    # Once FiftyOne has loaded the plugin from it, the folder is still an unchanged install of ours: a rerun
+    # (notebook 06 reinstalls into the same folder) replaces the copy, and uninstall removes all of it.
+    assert install_plugin(plugins) == plugins / "clipcam"
+    assert uninstall_plugin(plugins) == plugins / "clipcam" and not (plugins / "clipcam").exists()
 
 
 def test_localize_operator_writes_what_localize_computes(plugins: Path, dataset, tmp_path: Path) -> None:

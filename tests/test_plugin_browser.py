@@ -75,7 +75,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, 
             try:
                 proc.kill()
                 proc.wait(timeout=10)
-            except psutil.NoSuchProcess:
+            except (psutil.NoSuchProcess, psutil.TimeoutExpired):  # gone already, or reaped by its own parent
                 pass
         session.close()
         ds.delete()
