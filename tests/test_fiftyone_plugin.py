@@ -223,7 +223,7 @@ def test_localize_operator_writes_what_localize_computes(plugins: Path, dataset,
         assert np.array_equal(pixels, np.rint(expected.saliency * 255).astype(np.uint8))
 
 
-def test_localize_operator_never_overwrites_unasked_and_targets_selected_samples(
+def test_localize_operator_never_overwrites_unasked_and_targets_selected_samples_or_the_view(
     plugins: Path, dataset, tmp_path: Path
 ) -> None:
     from fiftyone.operators.executor import ExecutionError
@@ -244,6 +244,10 @@ def test_localize_operator_never_overwrites_unasked_and_targets_selected_samples
     assert ds[first][heatmap_field(field)].query == "a green star"
     with pytest.raises(ExecutionError, match="prediction_field"):
         _execute(LOCALIZE, ds, params={"text": "x", "field": "ground_truth", "heatmap_dir": maps})
+    # The current view (here: all but the first sample) is the other target the form offers.
+    _execute(LOCALIZE, ds, view=ds.skip(1), params={"text": "a red circle", "field": "clipcam_in_view",
+                                                     "heatmap_dir": maps, "view_target": "CURRENT_VIEW"})  # fmt: skip
+    assert [s["clipcam_in_view"] is not None for s in ds] == [False, True, True]
 
 
 def test_one_query_per_ground_truth_label_and_evaluation(plugins: Path, dataset, tmp_path: Path) -> None:
