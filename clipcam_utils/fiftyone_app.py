@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .boxes import box_iou, from_relative_xywh, union_box
-from .cams import CAM_METHODS, localize, resolve_cam
+from . import methods
+from .boxes import box_iou, from_relative_xywh, union_box, validate_beta
+from .cams import localize, resolve_cam
 from .fiftyone_export import (
     GROUND_TRUTH_FIELD,
     Prediction,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TEMPLATE",
     "LocalizeRequest",
+    "RequestError",
     "cached_clip",
     "default_heatmap_dir",
     "detection_fields",
@@ -49,7 +51,9 @@ __all__ = [
     "localize_sample",
     "localize_view",
     "map_preview",
+    "method_label",
     "method_names",
+    "method_problem",
     "model_names",
     "sample_iou_key",
 ]
@@ -61,8 +65,18 @@ _CLIP_CACHE: dict[tuple[str, str], ClipModel] = {}
 
 
 def method_names() -> list[str]:
-    """CAM method names the plugin offers (each accepted by ``localize(cam=...)``)."""
-    return list(CAM_METHODS)
+    """Saliency method names the plugin offers: the package's whole registry (``methods.method_names()``),
+    each accepted by ``localize(cam=...)``."""
+    return methods.method_names()
+
+
+def method_label(name: str) -> str:
+    """How the App lists a method: its display name, plus the image towers it applies to when not all."""
+    method = methods.get_method(name)
+    if set(method.towers) >= set(methods.TOWER_NAMES):
+        return method.display
+    towers = " and ".join(methods.TOWER_NAMES[t] for t in method.towers)
+    return f"{method.display} ({towers} models only)"
 
 
 def model_names() -> list[str]:
@@ -96,6 +110,14 @@ def sample_iou_key(eval_key: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- localize
+class RequestError(ValueError):
+    """A request that cannot run as asked; ``param`` names the form input to change."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 @dataclass(frozen=True)
 class LocalizeRequest:
     """What to localize on each sample, checked against a dataset by :meth:`validate`.
@@ -122,25 +144,70 @@ class LocalizeRequest:
     def heatmap_field(self) -> str:
         return heatmap_field(self.prediction_field)
 
+    @property
+    def iou_field(self) -> str | None:
+        """``<field>_iou``, the sample's mean IoU over its queries (as ``bench --fiftyone`` writes it); only in
+        ground-truth mode, where every query has a truth box."""
+        return f"{self.prediction_field}_iou" if self.gt_field else None
+
+    @property
+    def output_fields(self) -> list[str]:
+        """The sample fields this request writes."""
+        return [f for f in (self.prediction_field, self.heatmap_field, self.iou_field) if f]
+
     def validate(self, samples: fo.Dataset | fo.DatasetView) -> None:
-        """Raise ValueError (saying what to change) before any work if the request cannot run as asked."""
-        resolve_cam(self.cam)
+        """Raise :class:`RequestError` (saying what to change) before any work if the request cannot run as asked."""
+        try:
+            resolve_cam(self.cam)
+        except ValueError as error:
+            raise RequestError(str(error), "method") from error
+        if self.beta is not None:
+            try:
+                validate_beta(self.beta)
+            except ValueError as error:
+                raise RequestError(str(error), "beta") from error
         text = self.text.strip() if isinstance(self.text, str) else None
         if bool(text) == bool(self.gt_field):
-            raise ValueError("give either a text to localize or a ground-truth field (one query per label)")
+            raise RequestError(
+                "give either a text to localize or a ground-truth field (one query per label)", "text"
+            )
         if self.gt_field and self.gt_field not in detection_fields(samples):
-            raise ValueError(
+            raise RequestError(
                 f"{self.gt_field!r} is not a Detections field of dataset {samples._root_dataset.name!r}; "
-                f"choose one of {detection_fields(samples)}"
+                f"choose one of {detection_fields(samples)}",
+                "gt_field",
             )
         if self.gt_field and "{}" not in self.template:
-            raise ValueError(f"the template must contain '{{}}' for the label, got {self.template!r}")
-        _check_prediction_field(self.prediction_field)
-        existing = [f for f in (self.prediction_field, self.heatmap_field) if samples.has_field(f)]
+            raise RequestError(
+                f"the template must contain '{{}}' for the label, got {self.template!r}", "template"
+            )
+        try:
+            _check_prediction_field(self.prediction_field)
+        except ValueError as error:
+            raise RequestError(str(error), "field") from error
+        fo = _fiftyone()
+        kinds = {self.prediction_field: fo.Detections, self.heatmap_field: fo.Heatmap}
+        existing = [f for f in self.output_fields if samples.has_field(f)]
+        for name in existing:  # even with overwrite: another kind of field is someone else's data
+            found = samples.get_field(name)
+            expected = kinds.get(name)
+            ok = (
+                isinstance(found, fo.FloatField)
+                if expected is None
+                else isinstance(found, fo.EmbeddedDocumentField) and found.document_type is expected
+            )
+            if not ok:
+                want = "a Float field" if expected is None else f"a {expected.__name__} field"
+                raise RequestError(
+                    f"field {name!r} of dataset {samples._root_dataset.name!r} is a {type(found).__name__}, not "
+                    f"{want}, so it is not an earlier CLIPCAM result; choose another prediction field name",
+                    "field",
+                )
         if existing and not self.overwrite:
-            raise ValueError(
+            raise RequestError(
                 f"field {existing[0]!r} already exists on dataset {samples._root_dataset.name!r}; tick "
-                "'overwrite' (overwrite=True) to replace it on the target samples, or choose another field name"
+                "'overwrite' (overwrite=True) to replace it on the target samples, or choose another field name",
+                "overwrite",
             )
 
     def queries(self, sample: Any) -> list[tuple[str, str]]:
@@ -150,6 +217,26 @@ class LocalizeRequest:
         labels = sample[self.gt_field].detections if sample[self.gt_field] is not None else []
         names = sorted({d.label for d in labels if d.label})
         return [(object_caption(name, self.template), name) for name in names]
+
+
+def method_problem(model: str, cam: str) -> RequestError | None:
+    """Why method ``cam`` cannot run on ``model``'s image tower (None: it can, or it is not known yet).
+
+    For the form: checked only for models that load offline at once (the ShapesWorld CLIPs) or are loaded
+    already, so filling in the form never fetches weights; a run checks every model (:func:`localize_view`).
+    """
+    name = (model or "").strip()
+    if name not in SHAPES_MODELS and (name, "cpu") not in _CLIP_CACHE:
+        return None
+    try:
+        clip = cached_clip(name)
+    except (OSError, ValueError, RuntimeError):  # a missing checkpoint: the run will say so
+        return None
+    try:
+        methods.get_method(cam).check(clip)
+    except ValueError as error:
+        return RequestError(str(error), "method")
+    return None
 
 
 def _truth_box(sample: Any, gt_field: str | None, label: str, size: tuple[int, int]):
@@ -180,9 +267,12 @@ def localize_sample(sample: Any, clip: ClipModel, request: LocalizeRequest, heat
             )
         )
     if request.overwrite:  # start this sample's fields afresh rather than merging with an older run
-        for name in (request.prediction_field, request.heatmap_field):
+        for name in request.output_fields:
             if sample.has_field(name):
                 sample[name] = None
+    ious = [p.iou for p in predictions if p.iou is not None]
+    if request.iou_field and ious:  # saved with the sample by add_predictions
+        sample[request.iou_field] = float(np.mean(ious))
     if not predictions:
         sample[request.prediction_field] = _fiftyone().Detections(detections=[])
         sample.save()
@@ -202,6 +292,7 @@ def localize_view(
     """
     request.validate(samples)
     clip = clip or cached_clip(request.model)
+    methods.get_method(request.cam).check(clip)  # a method for another image tower: refused before any sample
     folder = Path(heatmap_dir) if heatmap_dir is not None else default_heatmap_dir(samples)
     total, written = len(samples), 0
     for done, sample in enumerate(samples.iter_samples(), start=1):

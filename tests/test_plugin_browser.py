@@ -20,10 +20,13 @@ import base64
 import io
 import os
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 # The App test's Chromium and DevTools helpers (importing it also skips this module where Chromium is absent).
@@ -46,6 +49,7 @@ TEXT = "a red circle"
 SAVE_ENV = "CLIPCAM_SAVE_PLUGIN_SCREENSHOTS"
 FIELD = prediction_field("shapes-rn", "gradcam")
 HEATMAP = heatmap_field(FIELD)
+SERVER_TIMEOUT = 120.0  # seconds for the App server to answer after launch_app
 
 
 @pytest.fixture
@@ -63,14 +67,34 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, 
     port = app_test.free_port()
     session = fo.launch_app(ds, remote=True, port=port, address="127.0.0.1")
     try:
+        wait_for_server(port)
         yield port, ds
     finally:
         # The server imported torch for the plugin and stops slowly when asked; end it first, then the session.
         for proc in app_test._server_processes(port):
-            proc.kill()
-            proc.wait(timeout=10)
+            try:
+                proc.kill()
+                proc.wait(timeout=10)
+            except (psutil.NoSuchProcess, psutil.TimeoutExpired):  # gone already, or reaped by its own parent
+                pass
         session.close()
         ds.delete()
+
+
+def wait_for_server(port: int, timeout: float = SERVER_TIMEOUT) -> None:
+    """Block until the App server answers (a cold start under load takes well over FiftyOne's own 10 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/fiftyone", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, (
+            f"the App server did not answer on port {port} within {timeout:.0f} s"
+        )
+        time.sleep(0.5)
 
 
 class Page:
@@ -141,17 +165,8 @@ def heatmap_agreement(
     return found
 
 
-def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools) -> None:
-    port, ds = app
-    page = Page(chromium)
-    chromium.call("Page.enable")
-    chromium.call("Page.addScriptToEvaluateOnNewDocument",
-                  source=f"localStorage.setItem({app_test.ENTERPRISE_TOOLTIP_KEY!r}, 'true')")  # fmt: skip
-    chromium.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-    thumbnails = f"document.querySelectorAll('[data-cy=looker] canvas').length >= {N_SAMPLES}"
-    page.wait(thumbnails, "the sample grid", timeout=60)
-
-    # The operator browser lists the plugin's operators; pick ours and fill in its form.
+def open_localize_form(page: Page) -> None:
+    """Operator browser -> search "CLIPCAM" -> Localize with CLIPCAM -> type the text into its form."""
     page.click("document.querySelector('[data-cy=action-browse-operations]')", "the operator browser button")
     page.click("document.querySelector('[data-cy=operators-browser-search]')", "the operator search box")
     page.type("CLIPCAM")
@@ -160,6 +175,21 @@ def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools
     page.click(input_after("Text"), "the form's Text input")
     page.type(TEXT)
     page.wait(f"{input_after('Text')}.value === {TEXT!r}", "the typed text")
+
+
+def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools) -> None:
+    port, ds = app
+    page = Page(chromium)
+    chromium.call("Page.enable")
+    chromium.call("Page.addScriptToEvaluateOnNewDocument",
+                  source=f"localStorage.setItem({app_test.ENTERPRISE_TOOLTIP_KEY!r}, 'true')")  # fmt: skip
+    # The dataset's own URL: the page does not wait for the Python session to push its state.
+    chromium.call("Page.navigate", url=f"http://127.0.0.1:{port}/datasets/{urllib.parse.quote(ds.name)}")
+    thumbnails = f"document.querySelectorAll('[data-cy=looker] canvas').length >= {N_SAMPLES}"
+    page.wait(thumbnails, "the sample grid", timeout=60)
+
+    # The operator browser lists the plugin's operators; pick ours and fill in its form.
+    open_localize_form(page)
     page.wait(f"!{by_text('Execute', 'button')}.disabled", "the Execute button to be enabled")
     time.sleep(0.5)  # let the dynamic form settle after its last resolve
     form_png = page.screenshot()
@@ -194,6 +224,20 @@ def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools
     agreement = heatmap_agreement(result_png, page.screenshot(), rects, maps)
     for k, (change, corr) in enumerate(agreement):
         assert change > 5 and corr > 0.8, f"thumbnail {k}: change {change:.1f}, correlation {corr:.2f}"
+
+    # The same question again: the form shows the refusal and keeps Execute disabled until "Overwrite" is ticked.
+    open_localize_form(page)
+    page.wait(f"document.querySelector('[role=dialog]').innerText.includes(\"field '{FIELD}' already exists\")",
+              "the refusal to overwrite")  # fmt: skip
+    assert "Cannot run yet" in page.js("document.querySelector('[role=dialog]').innerText")
+    assert page.js(f"{by_text('Execute', 'button')}.disabled"), "Execute is enabled although the field exists"
+    page.click(by_text("Overwrite existing fields"), "the Overwrite checkbox")
+    page.wait(f"!{by_text('Execute', 'button')}.disabled", "Execute to be enabled once Overwrite is ticked")
+    page.wait(
+        "!document.querySelector('[role=dialog]').innerText.includes('Cannot run yet')", "the refusal to go"
+    )
+    page.click(by_text("Cancel", "button"), "the form's Cancel button")
+    page.wait("document.querySelector('[role=dialog]') === null", "the form to close")
 
     # The modal panel: the map of a typed text on the open sample, as the package draws it.
     page.click("document.querySelector('[data-cy=looker]')", "the first thumbnail")

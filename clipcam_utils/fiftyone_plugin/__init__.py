@@ -19,13 +19,16 @@ import fiftyone.operators.types as types
 from clipcam_utils.fiftyone_app import (
     DEFAULT_TEMPLATE,
     LocalizeRequest,
+    RequestError,
     cached_clip,
     default_heatmap_dir,
     detection_fields,
     evaluate_view,
     localize_view,
     map_preview,
+    method_label,
     method_names,
+    method_problem,
     model_names,
     sample_iou_key,
 )
@@ -50,6 +53,15 @@ def _request(params: dict) -> LocalizeRequest:
         field=(params.get("field") or "").strip() or None,
         overwrite=bool(params.get("overwrite")),
     )
+
+
+def _problem(request: LocalizeRequest, target) -> RequestError | None:
+    """Why the request cannot run on the target as it stands (None: it can)."""
+    try:
+        request.validate(target)
+    except RequestError as error:
+        return error
+    return method_problem(request.model, request.cam)
 
 
 class LocalizeWithClipcam(foo.Operator):
@@ -78,12 +90,13 @@ class LocalizeWithClipcam(foo.Operator):
         inputs.view_target(ctx, action_description="Localize on",
                            dataset_description="Localize on every sample of the dataset")  # fmt: skip
         target = ctx.target_view()
+        form = {}  # the inputs a refusal can point at
         modes = types.RadioGroup(orientation="horizontal")
         modes.add_choice(TEXT, label="A text")
         modes.add_choice(LABELS, label="One query per label of a ground-truth field")
         inputs.enum("queries", modes.values(), default=TEXT, label="Queries", view=modes)
         if ctx.params.get("queries", TEXT) == TEXT:
-            inputs.str(
+            form["text"] = inputs.str(
                 "text", required=True, label="Text", description="What to localize, e.g. 'a red circle'"
             )
         else:
@@ -92,10 +105,10 @@ class LocalizeWithClipcam(foo.Operator):
             for name in fields:
                 choices.add_choice(name, label=name)
             default = GROUND_TRUTH_FIELD if GROUND_TRUTH_FIELD in fields else (fields[0] if fields else None)
-            inputs.enum("gt_field", fields, default=default, required=True, label="Ground-truth field",
-                        view=choices)  # fmt: skip
-            inputs.str("template", default=DEFAULT_TEMPLATE, label="Prompt template",
-                       description="'{}' is replaced by each label")  # fmt: skip
+            form["gt_field"] = inputs.enum("gt_field", fields, default=default, required=True,
+                                           label="Ground-truth field", view=choices)  # fmt: skip
+            form["template"] = inputs.str("template", default=DEFAULT_TEMPLATE, label="Prompt template",
+                                          description="'{}' is replaced by each label")  # fmt: skip
         models = types.AutocompleteView()
         for name in model_names():
             models.add_choice(name, label=name)
@@ -103,25 +116,31 @@ class LocalizeWithClipcam(foo.Operator):
                    description="shapes-rn / shapes-vit run offline; any open_clip name needs its weights")  # fmt: skip
         methods = types.Dropdown()
         for name in method_names():
-            methods.add_choice(name, label=name)
-        inputs.enum("method", method_names(), default="gradcam", label="Method", view=methods)
-        inputs.float("beta", min=0.0, max=1.0, label="β (threshold)",
-                     description="Empty: the model's default (as in the paper)")  # fmt: skip
+            methods.add_choice(name, label=method_label(name))
+        # A string with the registry's names as choices, not an enum: any spelling the package accepts
+        # ("Grad-CAM++", "MaskCLIP") runs too, and an unknown one is refused with the valid names below.
+        form["method"] = inputs.str("method", default="gradcam", label="Method", view=methods,
+                                    description="Any saliency method of the package's registry")  # fmt: skip
+        form["beta"] = inputs.float("beta", min=0.0, max=1.0, label="β (threshold)",
+                                    description="Empty: the model's default (as in the paper)")  # fmt: skip
         request = _request(ctx.params)
-        inputs.str("field", label="Prediction field", description=f"Empty: {request.prediction_field} (and "
-                   f"{request.heatmap_field} for the heatmap)")  # fmt: skip
-        overwrite = inputs.bool("overwrite", default=False, label="Overwrite existing fields",
-                                description="Replace the fields' values on the target samples")  # fmt: skip
+        try:
+            names = f"{request.prediction_field} (and {request.heatmap_field} for the heatmap)"
+        except ValueError:  # an unknown method: the refusal below says so
+            names = "clipcam_<model>_<method>"
+        form["field"] = inputs.str("field", label="Prediction field", description=f"Empty: {names}")
+        form["overwrite"] = inputs.bool("overwrite", default=False, label="Overwrite existing fields",
+                                        description="Replace the fields' values on the target samples")  # fmt: skip
         inputs.str("heatmap_dir", default=str(default_heatmap_dir(target)), label="Heatmap folder",
                    description="Where the heatmap PNG files are written")  # fmt: skip
-        ready = request.text or request.gt_field
-        if ready:
-            try:
-                request.validate(target)
-            except ValueError as error:
-                overwrite.invalid = True
-                overwrite.error_message = str(error)
-                inputs.view("problem", types.Error(label="Cannot run yet", description=str(error)))
+        if request.text or request.gt_field:
+            problem = _problem(request, target)
+            if problem is not None:
+                # Marking the input invalid keeps the App's Execute button disabled until it is changed.
+                shown = form.get(problem.param, form["overwrite"])
+                shown.invalid = True
+                shown.error_message = str(problem)
+                inputs.view("problem", types.Error(label="Cannot run yet", description=str(problem)))
         if len(target) > DELEGATE_DEFAULT_ABOVE:
             inputs.view("delegate", types.Notice(label=f"{len(target)} samples: scheduling this as a "
                         "delegated operation is offered (run `fiftyone delegated launch` to execute it)"))  # fmt: skip
@@ -224,8 +243,13 @@ class ClipcamMapPanel(foo.Panel):
             ctx.panel.set_state("summary", "Type a text to see its map on the open sample.")
             return
         sample = ctx.dataset[ctx.current_sample]
-        clip = cached_clip(ctx.panel.state.model or "shapes-rn")
-        preview = map_preview(clip, sample.filepath, text, ctx.panel.state.method or "gradcam")
+        try:
+            clip = cached_clip(ctx.panel.state.model or "shapes-rn")
+            preview = map_preview(clip, sample.filepath, text, ctx.panel.state.method or "gradcam")
+        except ValueError as error:  # e.g. a method for the other image tower: say so in the panel
+            ctx.panel.set_data("map", None)
+            ctx.panel.set_state("summary", f"Cannot draw this map: {error}")
+            return
         ctx.panel.set_data("map", preview.data_url)
         ctx.panel.set_state("summary", preview.summary)
 
@@ -239,7 +263,7 @@ class ClipcamMapPanel(foo.Panel):
                    on_change=self.on_change_query)  # fmt: skip
         methods = types.Dropdown()
         for name in method_names():
-            methods.add_choice(name, label=name)
+            methods.add_choice(name, label=method_label(name))
         panel.enum("method", method_names(), default="gradcam", label="Method", view=methods,
                    on_change=self.on_change_query)  # fmt: skip
         panel.md(ctx.panel.state.summary or "Type a text to see its map on the open sample.", name="result")
