@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,6 +173,37 @@ def _server_processes(port: int) -> list:
     return found
 
 
+SERVER_TIMEOUT = 120.0  # seconds for the App server to answer after launch_app
+
+
+def wait_for_server(port: int, timeout: float = SERVER_TIMEOUT) -> None:
+    """Block until the App server answers (a cold start under load takes well over FiftyOne's own 10 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/fiftyone", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, (
+            f"the App server did not answer on port {port} within {timeout:.0f} s"
+        )
+        time.sleep(0.5)
+
+
+def end_server(port: int) -> None:
+    """Kill the App servers this test process started on `port`, tolerating ones that are already gone."""
+    import psutil
+
+    for proc in _server_processes(port):
+        try:
+            proc.kill()
+            proc.wait(timeout=10)
+        except (psutil.NoSuchProcess, psutil.TimeoutExpired):  # gone already, or reaped by its own parent
+            pass
+
+
 @pytest.fixture
 def app(dataset) -> Iterator[tuple[int, object, str]]:
     """The App serving the dataset on a free localhost port; closed (and its server reaped) afterwards."""
@@ -181,12 +213,11 @@ def app(dataset) -> Iterator[tuple[int, object, str]]:
     port = free_port()
     session = fo.launch_app(ds, remote=True, port=port, address="127.0.0.1")
     try:
+        wait_for_server(port)
         yield port, ds, field
     finally:
         session.close()
-        for proc in _server_processes(port):
-            proc.kill()
-            proc.wait(timeout=10)
+        end_server(port)
 
 
 def _grid_area_content(png: bytes) -> tuple[float, float, int]:
@@ -218,7 +249,8 @@ def test_app_shows_dataset_with_predictions_in_chromium(app, chromium: DevTools)
     chromium.call("Page.enable")
     chromium.call("Page.addScriptToEvaluateOnNewDocument",
                   source=f"localStorage.setItem({ENTERPRISE_TOOLTIP_KEY!r}, 'true')")  # fmt: skip
-    chromium.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+    # The dataset's own URL: the page does not wait for the Python session to push its state.
+    chromium.call("Page.navigate", url=f"http://127.0.0.1:{port}/datasets/{urllib.parse.quote(ds.name)}")
     count_js = "document.querySelectorAll('[data-cy=looker] canvas').length"
     deadline = time.monotonic() + 40
     while (rendered := chromium.evaluate(count_js) or 0) < N_SAMPLES and time.monotonic() < deadline:

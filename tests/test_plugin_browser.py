@@ -21,12 +21,10 @@ import io
 import os
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 # The App test's Chromium and DevTools helpers (importing it also skips this module where Chromium is absent).
@@ -49,7 +47,6 @@ TEXT = "a red circle"
 SAVE_ENV = "CLIPCAM_SAVE_PLUGIN_SCREENSHOTS"
 FIELD = prediction_field("shapes-rn", "gradcam")
 HEATMAP = heatmap_field(FIELD)
-SERVER_TIMEOUT = 120.0  # seconds for the App server to answer after launch_app
 
 
 @pytest.fixture
@@ -67,34 +64,13 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, 
     port = app_test.free_port()
     session = fo.launch_app(ds, remote=True, port=port, address="127.0.0.1")
     try:
-        wait_for_server(port)
+        app_test.wait_for_server(port)
         yield port, ds
     finally:
         # The server imported torch for the plugin and stops slowly when asked; end it first, then the session.
-        for proc in app_test._server_processes(port):
-            try:
-                proc.kill()
-                proc.wait(timeout=10)
-            except (psutil.NoSuchProcess, psutil.TimeoutExpired):  # gone already, or reaped by its own parent
-                pass
+        app_test.end_server(port)
         session.close()
         ds.delete()
-
-
-def wait_for_server(port: int, timeout: float = SERVER_TIMEOUT) -> None:
-    """Block until the App server answers (a cold start under load takes well over FiftyOne's own 10 s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/fiftyone", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, (
-            f"the App server did not answer on port {port} within {timeout:.0f} s"
-        )
-        time.sleep(0.5)
 
 
 class Page:
