@@ -254,14 +254,11 @@ class Profile:
             from .benchmarks import zero_shot_accuracy
 
             return zero_shot_accuracy(clip, n=n, seed=seed, template=template)
-        from .openimages import load_openimages_zoo
-        from .zeroshot import crop_accuracy, labelled_crops
+        from .zeroshot import crop_accuracy, openimages_crops
 
-        classes = self.zero_shot_classes()
-        if ("crops", n, seed) not in self._cache:
-            records = load_openimages_zoo(classes, max_samples=n, seed=seed)
-            self._cache["crops", n, seed] = labelled_crops(records, classes, n)
-        crops, labels = self._cache["crops", n, seed]
+        if ("crops", n, seed) not in self._cache:  # one zoo request per (n, seed), shared by every template
+            self._cache["crops", n, seed] = openimages_crops(n, seed)
+        crops, labels, classes = self._cache["crops", n, seed]
         return crop_accuracy(clip, crops, labels, classes, template)
 
     def zero_shot_data(self) -> str:

@@ -63,16 +63,32 @@ def crop_accuracy(
     return correct / len(crops)
 
 
+def openimages_crops(
+    n: int = 256, seed: int = 1234, download_dir: str | Path | None = None
+) -> tuple[list[Image.Image], list[str], list[str]]:
+    """`n` labelled box crops of the protocol's 200 Open Images classes, and the classes (sorted).
+
+    The zoo request is sized before downloading, as for the grids (`grids.plan_queries`): `n` images over the
+    100 seen and 100 unseen classes taken in turn (256 crops: every class once or twice), drawn with `seed`;
+    each returned image gives the crop of its class's largest box.
+    """
+    from .grids import plan_queries
+    from .openimages import load_openimages_zoo
+    from .protocol import load_seen_unseen_classes
+
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    seen, unseen = load_seen_unseen_classes()
+    classes = sorted(seen | unseen)
+    records = load_openimages_zoo(plan_queries([seen, unseen], n, seed), seed=seed, download_dir=download_dir)
+    crops, labels = labelled_crops(records, classes, n)
+    return crops, labels, classes
+
+
 def openimages_zero_shot_accuracy(
     clip: ClipModel, n: int = 256, seed: int = 1234, template: str = "a photo of a {}",
     download_dir: str | Path | None = None,
 ) -> float:  # fmt: skip
     """Top-1 accuracy over the protocol's 200 Open Images classes on `n` box crops (FiftyOne zoo, seeded)."""
-    from .openimages import load_openimages_zoo
-    from .protocol import load_seen_unseen_classes
-
-    seen, unseen = load_seen_unseen_classes()
-    classes = sorted(seen | unseen)
-    records = load_openimages_zoo(classes, max_samples=n, seed=seed, download_dir=download_dir)
-    crops, labels = labelled_crops(records, classes, n)
+    crops, labels, classes = openimages_crops(n, seed, download_dir)
     return crop_accuracy(clip, crops, labels, classes, template)

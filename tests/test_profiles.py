@@ -137,3 +137,46 @@ def test_real_object_grids_ask_the_zoo_only_for_what_the_grids_need(monkeypatch,
 
     paper = plan_queries(load_seen_unseen_classes(), 4 * 500, seed=0)  # the paper: 10 images per class
     assert len(paper) == 200 and set(paper.values()) == {10}
+
+
+def test_real_zero_shot_sizes_its_zoo_request_and_fetches_once(monkeypatch, tmp_path) -> None:
+    """Notebook 01 under the real profile: n crops over the 200 protocol classes, one zoo request per (n, seed).
+
+    Before the fix the profile called the zoo with a `max_samples=` keyword its signature no longer has.
+    """
+    import warnings
+
+    from PIL import Image
+
+    from clipcam_utils import openimages
+    from clipcam_utils.models import load_clip
+    from clipcam_utils.protocol import class_split
+    from clipcam_utils.records import ImageRecord, ObjectBox, RecordList
+
+    asked = []
+
+    def zoo(counts, seed=0, download_dir=None):  # the real signature: {class: images}, seed, folder
+        asked.append(dict(counts))
+        records = []
+        for label, n in sorted(counts.items()):
+            for k in range(n):
+                path = tmp_path / f"{label.replace(' ', '_')}-{k}.jpg"
+                Image.new("RGB", (40, 30), (200, 30, 30)).save(path)
+                boxes = (ObjectBox(label, (2, 2, 10, 10)), ObjectBox(label, (5, 5, 35, 25)))
+                records.append(ImageRecord(path.stem, path, (40, 30), boxes, "openimages"))
+        return RecordList(records, None)
+
+    monkeypatch.setattr(openimages, "load_openimages_zoo", zoo)
+    profile = use_profile("real", verbose=False)
+    profile._cache["rn"] = load_clip("shapes-rn")  # any CLIP will do; the real weights are not here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny model's vocabulary lacks most Open Images words
+        accuracy = profile.zero_shot_accuracy("rn", n=8, seed=5)
+        again = profile.zero_shot_accuracy("rn", n=8, seed=5, template="{}")
+    (counts,) = asked  # the second template reuses the crops
+    assert sum(counts.values()) == 8 and set(counts.values()) == {1}
+    assert sorted(class_split(c) for c in counts) == ["seen"] * 4 + ["unseen"] * 4
+    assert 0 <= accuracy <= 1 and 0 <= again <= 1
+    crops, labels, classes = profile._cache["crops", 8, 5]
+    assert len(classes) == 200 and sorted(labels) == sorted(counts)
+    assert [c.size for c in crops] == [(36, 24)] * 8  # the larger box, grown by 10% each side, clipped

@@ -1,0 +1,170 @@
+"""The real profile, end to end: every notebook with ``PROFILE = "real"`` and the README's real-data commands.
+
+An online user's three downloads are replaced by the stand-ins of `tests/standins.py` (random weights of the
+real architectures, the real Open Images class list served as FiftyOne's zoo, HICO-DET in its official
+layout); everything else is the code a user runs. Notebooks run at the scale of ``CLIPCAM_SMOKE=1``
+(`profiles.Profile.size`: one grid, a few scenes, no ScoreCAM), the README's commands with ``--grids 1``.
+
+A test fails on any exception (a failing cell, a non-zero exit status) and on offline-only wording in a
+real-profile output (`OFFLINE_PHRASES`). The figures measure nothing (random weights): the test proves that
+the real path runs, not what it finds. `make test` runs it; `make test-fast` skips it (marker ``smoke``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import standins
+
+from clipcam_utils.profiles import SMOKE_ENV, use_profile
+
+pytestmark = [pytest.mark.smoke, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))  # 01-06, and whatever comes next
+PARAMETER = 'PROFILE = "offline"'  # the parameter line every notebook has (replaced by PROFILE = "real")
+CELL_TIMEOUT = 600  # seconds per cell
+
+# Wording that only the offline profile may print: its model, baseline and dataset names, the ShapesWorld
+# claims of its banner and notes, and the sample tags of its FiftyOne datasets. The list is checked against
+# what the offline profile really emits (`test_offline_phrases_are_honest`): every pattern catches one of the
+# offline profile's texts or committed offline notebook outputs, and none of the real profile's texts.
+# ("tiny CLIP" is not in it: only the notebooks' markdown, which both profiles show, still says it.)
+OFFLINE_PHRASES = {
+    "a ShapesWorld model or baseline name": r"\bshapes-(?:rn|vit|cnn)\b",
+    "an offline FiftyOne dataset name": r"\berrors-shapes\b",
+    "a ShapesWorld sample tag": r"""source\s*=\s*['"]shapes['"]""",
+    "the offline banner": r"Profile 'offline'|ShapesWorld models and scenes|Figures in this notebook are ShapesWorld",
+    "a claim that the run is on ShapesWorld data": r"ShapesWorld (?:grids|relations|single|object|figures|scenes)",
+    "the offline count of HICO-DET images": r"holds \d+ HICO-DET test image",
+}
+
+
+def offline_wording(text: str) -> list[str]:
+    """The `OFFLINE_PHRASES` found in `text`, as 'what: matched text' lines."""
+    found = []
+    for what, pattern in OFFLINE_PHRASES.items():
+        found += [f"{what}: {m.group(0)!r}" for m in re.finditer(pattern, text)]
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def standin_env(tmp_path_factory) -> dict[str, str]:
+    """The environment of a real-profile process: the stand-ins (built once) and ``CLIPCAM_SMOKE=1``."""
+    reason = standins.missing_data()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("standins")
+    env = {**os.environ, **standins.prepare(root), SMOKE_ENV: "1"}
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT)])  # this checkout's package first
+    env.pop("MPLBACKEND", None)  # the kernel picks its inline backend
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def profile_texts(profile) -> dict[str, str]:
+    """What a profile itself says in notebooks: banner, commands, notes, names, labels and sample tags."""
+    return {
+        "banner": profile.banner(),
+        "objects command": profile.bench_command("objects", 16),
+        "actions command": profile.bench_command("actions", 16),
+        "action note": profile.action_data_note(),
+        "dataset": profile.dataset_name("clipcam-errors"),
+        "grids": profile.grids_label,
+        "zero-shot data": profile.zero_shot_data(),
+        "sample tag": f'source="{profile.object_data}"',
+        "models": " ".join(profile.clip_names.values()),
+        "baselines": " ".join([*profile.object_baselines.values(), *profile.action_baselines.values()]),
+    }
+
+
+def test_offline_phrases_are_honest():
+    """Each offline-only pattern catches something the offline profile shows, and nothing the real one says."""
+    import nbformat
+
+    shown = [*profile_texts(use_profile("offline", verbose=False)).values()]
+    shown += [output_text(nbformat.read(p, as_version=4)) for p in NOTEBOOKS]  # the committed offline runs
+    for what, pattern in OFFLINE_PHRASES.items():
+        assert any(re.search(pattern, t) for t in shown), f"{what}: {pattern!r} matches nothing offline"
+    for name, text in profile_texts(use_profile("real", verbose=False)).items():
+        assert offline_wording(text) == [], f"the real profile's {name} reads as offline: {text!r}"
+
+
+def test_every_notebook_has_the_profile_parameter():
+    """The smoke run switches a notebook by its parameter line; a notebook without it would run offline."""
+    import nbformat
+
+    assert len(NOTEBOOKS) >= 6, NOTEBOOKS
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        hits = [c for c in nb.cells if c.cell_type == "code" and PARAMETER in c.source]
+        assert len(hits) == 1, f"{path.name}: {len(hits)} code cells hold {PARAMETER!r}, expected exactly 1"
+
+
+# ---------------------------------------------------------------------------------------------- notebooks
+PROBE = """
+print(f"smoke probe: profile={profile.name!r} smoke={profile.smoke}")
+for _name, _value in list(globals().items()):  # the sample tags of every FiftyOne dataset the notebook made
+    if type(_value).__name__ == "Dataset" and "source" in _value.get_field_schema():
+        print(f"smoke probe: dataset {_value.name!r}", *(f'source="{s}"' for s in _value.distinct("source")))
+"""
+
+
+def real_copy(path: Path):
+    """The notebook with ``PROFILE = "real"`` and a last cell that prints what the run was (`PROBE`)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and PARAMETER in cell.source:
+            cell.source = cell.source.replace(PARAMETER, 'PROFILE = "real"')
+        cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs")
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    return nb
+
+
+def output_text(nb) -> str:
+    """Every text a notebook's outputs show (streams, text and HTML results, errors), one block per output."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif out.output_type in ("execute_result", "display_data"):
+                for mime in ("text/plain", "text/markdown", "text/html"):
+                    if mime in out.get("data", {}):
+                        parts.append(str(out.data[mime]))
+            elif out.output_type == "error":
+                parts.append("\n".join(out.traceback))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_under_the_real_profile(path, standin_env, tmp_path):
+    from nbclient import NotebookClient
+
+    work = tmp_path / "notebooks"  # the notebooks write to ../out, here next to this copy
+    work.mkdir()
+    nb = real_copy(path)
+    client = NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    )
+    client.execute(env=standin_env)  # raises CellExecutionError, with the cell and traceback, on any error
+    text = output_text(nb)
+    assert "smoke probe: profile='real' smoke=True" in text, text[-2000:]
+    found = offline_wording(text)
+    assert not found, f"{path.name} under the real profile shows offline-only wording: {found}"
+    if path.name.startswith("06"):  # its FiftyOne dataset is tagged with the real source
+        assert 'source="openimages"' in text, text[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------- README
+README = ROOT / "README.md"
+REAL_SECTIONS = ("Offline default vs real CLIP", "Real datasets (when online)", "Benchmarks", "Command line")
+REAL_NAMES = re.compile(
+    r"--model\s+(?:RN|ViT)|--baseline\s+(?:resnet|vit_|densenet)|--data\s+(?:openimages|hicodet)"
+)
