@@ -64,13 +64,14 @@ def crop_accuracy(
 
 
 def openimages_crops(
-    n: int = 256, seed: int = 1234, download_dir: str | Path | None = None
-) -> tuple[list[Image.Image], list[str], list[str]]:
-    """`n` labelled box crops of the protocol's 200 Open Images classes, and the classes (sorted).
+    n: int = 256, seed: int = 1234, download_dir: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[list[Image.Image], list[str], list[str]]:  # fmt: skip
+    """`n` labelled box crops of Open Images classes (default: the protocol's 200), and the classes (sorted).
 
     The zoo request is sized before downloading, as for the grids (`grids.plan_queries`): `n` images over the
-    100 seen and 100 unseen classes taken in turn (256 crops: every class once or twice), drawn with `seed`;
-    each returned image gives the crop of its class's largest box.
+    seen and the unseen classes taken in turn (256 crops of the 200 classes: every class once or twice),
+    drawn with `seed`; each returned image gives the crop of its class's largest box.
     """
     from .grids import plan_queries
     from .openimages import load_openimages_zoo
@@ -79,8 +80,12 @@ def openimages_crops(
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     seen, unseen = load_seen_unseen_classes()
-    classes = sorted(seen | unseen)
-    records = load_openimages_zoo(plan_queries([seen, unseen], n, seed), seed=seed, download_dir=download_dir)
+    classes = sorted(seen | unseen) if classes is None else sorted(set(classes))
+    unknown = sorted(set(classes) - seen - unseen)
+    if unknown:
+        raise ValueError(f"not classes of the protocol: {unknown}; see protocol.load_seen_unseen_classes()")
+    groups = [[c for c in classes if c in seen], [c for c in classes if c in unseen]]
+    records = load_openimages_zoo(plan_queries(groups, n, seed), seed=seed, download_dir=download_dir)
     crops, labels = labelled_crops(records, classes, n)
     return crops, labels, classes
 

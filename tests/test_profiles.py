@@ -180,3 +180,28 @@ def test_real_zero_shot_sizes_its_zoo_request_and_fetches_once(monkeypatch, tmp_
     crops, labels, classes = profile._cache["crops", 8, 5]
     assert len(classes) == 200 and sorted(labels) == sorted(counts)
     assert [c.size for c in crops] == [(36, 24)] * 8  # the larger box, grown by 10% each side, clipped
+
+
+def test_real_zero_shot_under_the_smoke_knob_uses_16_of_the_200_classes(monkeypatch) -> None:
+    """CLIPCAM_SMOKE=1: 8 seen + 8 unseen classes (each accuracy encodes one prompt per class), and the zoo
+    request draws its images from those classes only."""
+    from clipcam_utils import openimages, zeroshot
+    from clipcam_utils.profiles import SMOKE_ENV
+    from clipcam_utils.protocol import class_split
+
+    profile = use_profile("real", verbose=False)
+    assert len(profile.zero_shot_classes()) == 200
+    monkeypatch.setenv(SMOKE_ENV, "1")
+    classes = profile.zero_shot_classes()
+    assert len(classes) == 16 and sorted(map(class_split, classes)) == ["seen"] * 8 + ["unseen"] * 8
+    assert profile.zero_shot_classes() == classes  # fixed, whatever the seed of the images
+    asked = []
+    monkeypatch.setattr(
+        openimages,
+        "load_openimages_zoo",
+        lambda counts, seed=0, download_dir=None: asked.append(counts) or [],
+    )
+    assert zeroshot.openimages_crops(20, seed=3, classes=classes) == ([], [], classes)
+    assert set(asked[0]) == set(classes) and sum(asked[0].values()) == 20
+    with pytest.raises(ValueError, match="not classes of the protocol"):
+        zeroshot.openimages_crops(4, classes=["unicorn"])

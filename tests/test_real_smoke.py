@@ -122,7 +122,8 @@ def real_copy(path: Path):
     for cell in nb.cells:
         if cell.cell_type == "code" and PARAMETER in cell.source:
             cell.source = cell.source.replace(PARAMETER, 'PROFILE = "real"')
-        cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs")
+        if cell.cell_type == "code":
+            cell.outputs = []
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     return nb
 
@@ -131,7 +132,7 @@ def output_text(nb) -> str:
     """Every text a notebook's outputs show (streams, text and HTML results, errors), one block per output."""
     parts = []
     for cell in nb.cells:
-        for out in cell.get("outputs", []):
+        for out in cell.get("outputs") or []:
             if out.output_type == "stream":
                 parts.append(out.text)
             elif out.output_type in ("execute_result", "display_data"):
@@ -145,6 +146,7 @@ def output_text(nb) -> str:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_under_the_real_profile(path, standin_env, tmp_path):
+    import nbformat
     from nbclient import NotebookClient
 
     work = tmp_path / "notebooks"  # the notebooks write to ../out, here next to this copy
@@ -153,7 +155,10 @@ def test_notebook_runs_under_the_real_profile(path, standin_env, tmp_path):
     client = NotebookClient(
         nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(work)}}
     )
-    client.execute(env=standin_env)  # raises CellExecutionError, with the cell and traceback, on any error
+    try:
+        client.execute(env=standin_env)  # raises CellExecutionError (the cell and its traceback) on any error
+    finally:
+        nbformat.write(nb, work / path.name)  # the executed copy, for a look after a failure
     text = output_text(nb)
     assert "smoke probe: profile='real' smoke=True" in text, text[-2000:]
     found = offline_wording(text)
@@ -168,3 +173,53 @@ REAL_SECTIONS = ("Offline default vs real CLIP", "Real datasets (when online)", 
 REAL_NAMES = re.compile(
     r"--model\s+(?:RN|ViT)|--baseline\s+(?:resnet|vit_|densenet)|--data\s+(?:openimages|hicodet)"
 )
+
+
+def readme_sections(text: str) -> dict[str, str]:
+    """README.md by ``##``/``###`` heading: {heading: body}."""
+    sections, name = {}, ""
+    for line in text.splitlines(keepends=True):
+        heading = re.match(r"#{2,3} (.+)", line)
+        if heading:
+            name = heading.group(1).strip()
+        sections[name] = sections.get(name, "") + ("" if heading else line)
+    return sections
+
+
+def code_blocks(body: str, language: str) -> list[str]:
+    """The fenced code blocks of one language in a README section."""
+    return re.findall(rf"```{language}\n(.*?)```", body, flags=re.S)
+
+
+def is_real_profile(command: str) -> bool:
+    """True for a command that runs a real CLIP or a real baseline (a model or baseline not named shapes-*)."""
+    words = shlex.split(command)
+    names, taking = [], False
+    for word in words:
+        if word in ("--model", "--baseline", "--arch"):
+            taking = True
+        elif word.startswith("-"):
+            taking = False
+        elif taking:
+            names.append(word)
+    return any(not n.startswith("shapes-") for n in names)
+
+
+def readme_commands() -> list[str]:
+    """The README's real-profile command lines (continuations joined), in the order it shows them."""
+    sections = readme_sections(README.read_text(encoding="utf-8"))
+    commands = []
+    for name in REAL_SECTIONS:
+        for block in code_blocks(sections.get(name, ""), "bash"):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" # ")[0].strip()
+                if line.startswith("python -m clipcam_utils") and is_real_profile(line):
+                    commands.append(" ".join(line.split()))
+    return commands
+
+
+def readme_python() -> list[str]:
+    """The Python blocks of the README's "Real datasets (when online)" section."""
+    return code_blocks(
+        readme_sections(README.read_text(encoding="utf-8"))["Real datasets (when online)"], "python"
+    )
