@@ -255,19 +255,22 @@ class Profile:
         """Top-1 zero-shot accuracy of a role's CLIP over `zero_shot_classes`, on `n` seeded images.
 
         Offline: held-out ShapesWorld single-object scenes (`benchmarks.zero_shot_accuracy`). Real: crops of
-        Open Images boxes through the zoo (`zeroshot`), fetched once per (n, seed) and reused.
+        Open Images boxes through the zoo (`zeroshot`), fetched once per (n, seed) and encoded once per model.
         """
         clip = self.load_clip(key)
         if self.object_source == "shapesworld":
             from .benchmarks import zero_shot_accuracy
 
             return zero_shot_accuracy(clip, n=n, seed=seed, template=template)
-        from .zeroshot import crop_accuracy, openimages_crops
+        from .zeroshot import crop_accuracy, crop_embeddings, openimages_crops
 
         if ("crops", n, seed) not in self._cache:  # one zoo request per (n, seed), shared by every template
             self._cache["crops", n, seed] = openimages_crops(n, seed, classes=self.zero_shot_classes())
         crops, labels, classes = self._cache["crops", n, seed]
-        return crop_accuracy(clip, crops, labels, classes, template)
+        cached = ("crop embeddings", self.key(key), n, seed)  # the image tower runs once per model and crops
+        if cached not in self._cache:
+            self._cache[cached] = crop_embeddings(clip, crops)
+        return crop_accuracy(clip, crops, labels, classes, template, embeddings=self._cache[cached])
 
     def zero_shot_data(self) -> str:
         """What `zero_shot_accuracy` classifies, in words."""
