@@ -70,6 +70,25 @@ class Profile:
             (path / n).is_file() for n in ("instances_test2015.json", "anno_bbox.mat")
         )
 
+    @property
+    def zoo_split_dir(self) -> str:
+        """Where FiftyOne's zoo keeps the Open Images validation split (``~`` for the home folder).
+
+        FiftyOne's ``dataset_zoo_dir`` when fiftyone is loaded, else ``$FIFTYONE_DATASET_ZOO_DIR``, else
+        its default ``~/fiftyone``.
+        """
+        import sys
+
+        from .openimages import OPENIMAGES_ZOO_NAME
+
+        if "fiftyone" in sys.modules:
+            zoo = sys.modules["fiftyone"].config.dataset_zoo_dir
+        else:
+            zoo = os.environ.get("FIFTYONE_DATASET_ZOO_DIR", "~/fiftyone")
+        path = Path(zoo).expanduser() / OPENIMAGES_ZOO_NAME / "validation"
+        home = Path.home()
+        return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
     def key(self, key: str) -> str:
         """Role for `key`: "vit"/"rn" or one of this profile's model names (e.g. "shapes-rn", "RN50")."""
         if key in self.clip_names:
@@ -190,8 +209,8 @@ class Profile:
         baselines = self.object_baselines if kind == "objects" else self.action_baselines
         data = self.object_data if kind == "objects" else self.action_data
         parts = ["python -m clipcam_utils bench", kind]
-        if data == "openimages":  # the command reads a local folder, e.g. the one the zoo downloaded to
-            parts += ["--data openimages --root ~/fiftyone/open-images-v6/validation"]
+        if data == "openimages":  # the command reads a local folder: the one the zoo downloaded to
+            parts += [f"--data openimages --root {self.zoo_split_dir}"]
         elif data == "hicodet":
             parts += [f"--data hicodet --root {self.hicodet_annotations}"]
         parts += ["--model", *(self.clip_names[r] for r in ("rn", "vit"))]

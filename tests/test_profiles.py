@@ -205,3 +205,24 @@ def test_real_zero_shot_under_the_smoke_knob_uses_16_of_the_200_classes(monkeypa
     assert set(asked[0]) == set(classes) and sum(asked[0].values()) == 20
     with pytest.raises(ValueError, match="not classes of the protocol"):
         zeroshot.openimages_crops(4, classes=["unicorn"])
+
+
+def test_real_objects_command_reads_the_folder_the_zoo_downloaded_to(monkeypatch, tmp_path) -> None:
+    """The command notebook 03 prints names FiftyOne's zoo folder, not a fixed ~/fiftyone (Why 5)."""
+    import sys
+
+    import fiftyone as fo
+
+    profile = use_profile("real", verbose=False)
+    monkeypatch.setattr(fo.config, "dataset_zoo_dir", str(tmp_path / "zoo"))
+    command = profile.bench_command("objects", 16)
+    assert (
+        f"--data openimages --root {tmp_path}/zoo/open-images-v6/validation --model RN50 ViT-B-16" in command
+    )
+    assert "--baseline resnet50 vit_b_16 --randomized --grids 16" in command
+    monkeypatch.delitem(sys.modules, "fiftyone")  # before fiftyone is loaded: its environment variable
+    monkeypatch.setenv("FIFTYONE_DATASET_ZOO_DIR", str(tmp_path / "elsewhere"))
+    assert f"--root {tmp_path}/elsewhere/open-images-v6/validation " in profile.bench_command("objects", 1)
+    monkeypatch.delenv("FIFTYONE_DATASET_ZOO_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "--root ~/fiftyone/open-images-v6/validation " in profile.bench_command("objects", 1)
