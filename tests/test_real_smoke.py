@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -213,6 +216,7 @@ def readme_commands() -> list[str]:
         for block in code_blocks(sections.get(name, ""), "bash"):
             for line in block.replace("\\\n", " ").splitlines():
                 line = line.split(" # ")[0].strip()
+                line = re.sub(r"^\S*/python ", "python ", line)  # .venv/bin/python: the kit's own Python
                 if line.startswith("python -m clipcam_utils") and is_real_profile(line):
                     commands.append(" ".join(line.split()))
     return commands
@@ -223,3 +227,62 @@ def readme_python() -> list[str]:
     return code_blocks(
         readme_sections(README.read_text(encoding="utf-8"))["Real datasets (when online)"], "python"
     )
+
+
+def test_readme_lists_the_real_profile_commands():
+    """The parser finds the README's real-data commands (a renamed section would otherwise run nothing)."""
+    commands = readme_commands()
+    assert any(c.startswith("python -m clipcam_utils localize") and "--model ViT-B-16" in c for c in commands)
+    assert any(
+        "bench objects --data openimages" in c and "--baseline resnet50 vit_b_16" in c for c in commands
+    )
+    assert any("bench actions --data hicodet" in c and "--model RN50 ViT-B-16" in c for c in commands)
+    assert not any("shapes-" in c for c in commands), commands  # offline commands are not the real profile's
+    assert len(readme_python()) == 1 and "load_openimages_zoo(" in readme_python()[0]
+    assert is_real_profile("python -m clipcam_utils bench single --model shapes-rn --baseline resnet50")
+    assert not is_real_profile("python -m clipcam_utils bench single --data openimages --model shapes-rn")
+
+
+@pytest.fixture(scope="session")
+def readme_user(standin_env, tmp_path_factory) -> tuple[dict[str, str], Path]:
+    """A fresh user: an empty home (FiftyOne's zoo at its default ~/fiftyone) holding HICO-DET as unpacked
+    (``~/hico_20160224_det``), and a working folder with a photo (``photo.jpg``) for ``localize``."""
+    from clipcam_utils.data_paths import HICODET_ENV
+
+    home = tmp_path_factory.mktemp("home")
+    env = {**standin_env, "HOME": str(home)}
+    (home / "hico_20160224_det").symlink_to(Path(env.pop(HICODET_ENV)).parent)
+    env.pop("FIFTYONE_DATASET_ZOO_DIR")  # the README's paths are FiftyOne's defaults
+    work = home / "work"
+    work.mkdir()
+    photo = sorted((standins.shared_data() / "openimages_v6_val_subset" / "Apple").glob("*.jpg"))[0]
+    (work / "photo.jpg").symlink_to(photo)
+    return env, work
+
+
+def smoke_scale(command: str) -> str:
+    """A README command at smoke scale: ``--grids 1`` (the one change; everything else as the README shows)."""
+    return re.sub(r"--grids \d+", "--grids 1", command)
+
+
+def check_run(what: str, args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run one README entry; fail on a non-zero exit or offline-only wording in what it printed."""
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
+    shown = done.stdout + done.stderr
+    assert done.returncode == 0, f"{what} exited with {done.returncode}:\n{shown[-4000:]}"
+    found = offline_wording(shown)
+    assert not found, f"{what} shows offline-only wording: {found}\n{shown[-2000:]}"
+    return shown
+
+
+def test_readme_real_data_runs(readme_user):
+    """The README's real-data Python block, then its real-profile commands, in the README's order."""
+    env, work = readme_user
+    for i, block in enumerate(readme_python()):
+        check_run(f"README Python block {i + 1}", [sys.executable, "-c", block], env, work)
+    for command in readme_commands():
+        args = shlex.split(smoke_scale(command).replace("~/", env["HOME"] + "/"))  # the shell's ~
+        assert args[:3] == ["python", "-m", "clipcam_utils"], command
+        shown = check_run(command, [sys.executable, *args[1:]], env, work)
+        if " bench " in f" {command} ":
+            assert "RN50" in shown and "ViT-B-16" in shown and "vit_b_16" in shown, shown[-2000:]
