@@ -24,7 +24,7 @@ test: setup
 	$(PY) -m pytest -q tests notebooks $(NBVAL)
 
 test-fast: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests -m "not smoke"
 
 lint: setup
 	$(VENV)/bin/ruff check clipcam_utils tests notebooks conftest.py

@@ -70,6 +70,25 @@ class Profile:
             (path / n).is_file() for n in ("instances_test2015.json", "anno_bbox.mat")
         )
 
+    @property
+    def zoo_split_dir(self) -> str:
+        """Where FiftyOne's zoo keeps the Open Images validation split (``~`` for the home folder).
+
+        FiftyOne's ``dataset_zoo_dir`` when fiftyone is loaded, else ``$FIFTYONE_DATASET_ZOO_DIR``, else
+        its default ``~/fiftyone``.
+        """
+        import sys
+
+        from .openimages import OPENIMAGES_ZOO_NAME
+
+        if "fiftyone" in sys.modules:
+            zoo = sys.modules["fiftyone"].config.dataset_zoo_dir
+        else:
+            zoo = os.environ.get("FIFTYONE_DATASET_ZOO_DIR", "~/fiftyone")
+        path = Path(zoo).expanduser() / OPENIMAGES_ZOO_NAME / "validation"
+        home = Path.home()
+        return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
     def key(self, key: str) -> str:
         """Role for `key`: "vit"/"rn" or one of this profile's model names (e.g. "shapes-rn", "RN50")."""
         if key in self.clip_names:
@@ -190,8 +209,8 @@ class Profile:
         baselines = self.object_baselines if kind == "objects" else self.action_baselines
         data = self.object_data if kind == "objects" else self.action_data
         parts = ["python -m clipcam_utils bench", kind]
-        if data == "openimages":  # the command reads a local folder, e.g. the one the zoo downloaded to
-            parts += ["--data openimages --root ~/fiftyone/open-images-v6/validation"]
+        if data == "openimages":  # the command reads a local folder: the one the zoo downloaded to
+            parts += [f"--data openimages --root {self.zoo_split_dir}"]
         elif data == "hicodet":
             parts += [f"--data hicodet --root {self.hicodet_annotations}"]
         parts += ["--model", *(self.clip_names[r] for r in ("rn", "vit"))]
@@ -231,7 +250,11 @@ class Profile:
         return "ShapesWorld grids" if self.object_source == "shapesworld" else "Open Images grids"
 
     def zero_shot_classes(self) -> list[str]:
-        """The classes of `zero_shot_accuracy`: ShapesWorld's 64 offline, the protocol's 200 Open Images ones real."""
+        """The classes of `zero_shot_accuracy`: ShapesWorld's 64 offline, the protocol's 200 Open Images ones real.
+
+        Under ``CLIPCAM_SMOKE=1`` the real profile takes 16 of the 200 (8 seen, 8 unseen, `grids.plan_queries`
+        with seed 0): each accuracy encodes one prompt per class, 200 texts that take minutes on a CPU.
+        """
         if self.object_source == "shapesworld":
             from . import shapesworld as sw
 
@@ -239,6 +262,10 @@ class Profile:
         from .protocol import load_seen_unseen_classes
 
         seen, unseen = load_seen_unseen_classes()
+        if self.smoke:
+            from .grids import plan_queries
+
+            return sorted(plan_queries([seen, unseen], self.size(200, smoke=16), seed=0))
         return sorted(seen | unseen)
 
     def zero_shot_accuracy(
@@ -247,22 +274,22 @@ class Profile:
         """Top-1 zero-shot accuracy of a role's CLIP over `zero_shot_classes`, on `n` seeded images.
 
         Offline: held-out ShapesWorld single-object scenes (`benchmarks.zero_shot_accuracy`). Real: crops of
-        Open Images boxes through the zoo (`zeroshot`), fetched once per (n, seed) and reused.
+        Open Images boxes through the zoo (`zeroshot`), fetched once per (n, seed) and encoded once per model.
         """
         clip = self.load_clip(key)
         if self.object_source == "shapesworld":
             from .benchmarks import zero_shot_accuracy
 
             return zero_shot_accuracy(clip, n=n, seed=seed, template=template)
-        from .openimages import load_openimages_zoo
-        from .zeroshot import crop_accuracy, labelled_crops
+        from .zeroshot import crop_accuracy, crop_embeddings, openimages_crops
 
-        classes = self.zero_shot_classes()
-        if ("crops", n, seed) not in self._cache:
-            records = load_openimages_zoo(classes, max_samples=n, seed=seed)
-            self._cache["crops", n, seed] = labelled_crops(records, classes, n)
-        crops, labels = self._cache["crops", n, seed]
-        return crop_accuracy(clip, crops, labels, classes, template)
+        if ("crops", n, seed) not in self._cache:  # one zoo request per (n, seed), shared by every template
+            self._cache["crops", n, seed] = openimages_crops(n, seed, classes=self.zero_shot_classes())
+        crops, labels, classes = self._cache["crops", n, seed]
+        cached = ("crop embeddings", self.key(key), n, seed)  # the image tower runs once per model and crops
+        if cached not in self._cache:
+            self._cache[cached] = crop_embeddings(clip, crops)
+        return crop_accuracy(clip, crops, labels, classes, template, embeddings=self._cache[cached])
 
     def zero_shot_data(self) -> str:
         """What `zero_shot_accuracy` classifies, in words."""

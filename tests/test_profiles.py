@@ -137,3 +137,92 @@ def test_real_object_grids_ask_the_zoo_only_for_what_the_grids_need(monkeypatch,
 
     paper = plan_queries(load_seen_unseen_classes(), 4 * 500, seed=0)  # the paper: 10 images per class
     assert len(paper) == 200 and set(paper.values()) == {10}
+
+
+def test_real_zero_shot_sizes_its_zoo_request_and_fetches_once(monkeypatch, tmp_path) -> None:
+    """Notebook 01 under the real profile: n crops over the 200 protocol classes, one zoo request per (n, seed).
+
+    Before the fix the profile called the zoo with a `max_samples=` keyword its signature no longer has.
+    """
+    import warnings
+
+    from PIL import Image
+
+    from clipcam_utils import openimages
+    from clipcam_utils.models import load_clip
+    from clipcam_utils.protocol import class_split
+    from clipcam_utils.records import ImageRecord, ObjectBox, RecordList
+
+    asked = []
+
+    def zoo(counts, seed=0, download_dir=None):  # the real signature: {class: images}, seed, folder
+        asked.append(dict(counts))
+        records = []
+        for label, n in sorted(counts.items()):
+            for k in range(n):
+                path = tmp_path / f"{label.replace(' ', '_')}-{k}.jpg"
+                Image.new("RGB", (40, 30), (200, 30, 30)).save(path)
+                boxes = (ObjectBox(label, (2, 2, 10, 10)), ObjectBox(label, (5, 5, 35, 25)))
+                records.append(ImageRecord(path.stem, path, (40, 30), boxes, "openimages"))
+        return RecordList(records, None)
+
+    monkeypatch.setattr(openimages, "load_openimages_zoo", zoo)
+    profile = use_profile("real", verbose=False)
+    profile._cache["rn"] = load_clip("shapes-rn")  # any CLIP will do; the real weights are not here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny model's vocabulary lacks most Open Images words
+        accuracy = profile.zero_shot_accuracy("rn", n=8, seed=5)
+        again = profile.zero_shot_accuracy("rn", n=8, seed=5, template="{}")
+    (counts,) = asked  # the second template reuses the crops
+    assert sum(counts.values()) == 8 and set(counts.values()) == {1}
+    assert sorted(class_split(c) for c in counts) == ["seen"] * 4 + ["unseen"] * 4
+    assert 0 <= accuracy <= 1 and 0 <= again <= 1
+    crops, labels, classes = profile._cache["crops", 8, 5]
+    assert len(classes) == 200 and sorted(labels) == sorted(counts)
+    assert [c.size for c in crops] == [(36, 24)] * 8  # the larger box, grown by 10% each side, clipped
+
+
+def test_real_zero_shot_under_the_smoke_knob_uses_16_of_the_200_classes(monkeypatch) -> None:
+    """CLIPCAM_SMOKE=1: 8 seen + 8 unseen classes (each accuracy encodes one prompt per class), and the zoo
+    request draws its images from those classes only."""
+    from clipcam_utils import openimages, zeroshot
+    from clipcam_utils.profiles import SMOKE_ENV
+    from clipcam_utils.protocol import class_split
+
+    profile = use_profile("real", verbose=False)
+    assert len(profile.zero_shot_classes()) == 200
+    monkeypatch.setenv(SMOKE_ENV, "1")
+    classes = profile.zero_shot_classes()
+    assert len(classes) == 16 and sorted(map(class_split, classes)) == ["seen"] * 8 + ["unseen"] * 8
+    assert profile.zero_shot_classes() == classes  # fixed, whatever the seed of the images
+    asked = []
+    monkeypatch.setattr(
+        openimages,
+        "load_openimages_zoo",
+        lambda counts, seed=0, download_dir=None: asked.append(counts) or [],
+    )
+    assert zeroshot.openimages_crops(20, seed=3, classes=classes) == ([], [], classes)
+    assert set(asked[0]) == set(classes) and sum(asked[0].values()) == 20
+    with pytest.raises(ValueError, match="not classes of the protocol"):
+        zeroshot.openimages_crops(4, classes=["unicorn"])
+
+
+def test_real_objects_command_reads_the_folder_the_zoo_downloaded_to(monkeypatch, tmp_path) -> None:
+    """The command notebook 03 prints names FiftyOne's zoo folder, not a fixed ~/fiftyone (Why 5)."""
+    import sys
+
+    import fiftyone as fo
+
+    profile = use_profile("real", verbose=False)
+    monkeypatch.setattr(fo.config, "dataset_zoo_dir", str(tmp_path / "zoo"))
+    command = profile.bench_command("objects", 16)
+    assert (
+        f"--data openimages --root {tmp_path}/zoo/open-images-v6/validation --model RN50 ViT-B-16" in command
+    )
+    assert "--baseline resnet50 vit_b_16 --randomized --grids 16" in command
+    monkeypatch.delitem(sys.modules, "fiftyone")  # before fiftyone is loaded: its environment variable
+    monkeypatch.setenv("FIFTYONE_DATASET_ZOO_DIR", str(tmp_path / "elsewhere"))
+    assert f"--root {tmp_path}/elsewhere/open-images-v6/validation " in profile.bench_command("objects", 1)
+    monkeypatch.delenv("FIFTYONE_DATASET_ZOO_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "--root ~/fiftyone/open-images-v6/validation " in profile.bench_command("objects", 1)
