@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 
 SHARED_DATA_ENV = "CLIPCAM_SHARED_DATA"
+DATA_DIR_ENV = "CLIPCAM_DATA_DIR"
 HICODET_ENV = "CLIPCAM_HICODET"
+
+
+def data_dir() -> Path:
+    """The project's `data/` folder, with the ShapesWorld checkpoints (override with ``$CLIPCAM_DATA_DIR``)."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
 
 
 def shared_data_dir() -> Path:

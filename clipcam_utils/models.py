@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .data_paths import DATA_DIR_ENV, data_dir  # noqa: F401 (both are part of this module's API)
 from .device import choose_device
 from .images import load_image
 from .tokenizers import CompactTokenizer, check_length, clean_text
@@ -33,17 +34,10 @@ PAPER_BACKBONES = ("RN50", "RN101", "ViT-B-32", "ViT-B-16")
 PAPER_BETA = {"RN50": 0.2, "RN101": 0.2, "ViT-B-32": 0.3, "ViT-B-16": 0.3}
 ARCH_BETA = {"resnet": 0.2, "vit": 0.3}
 SHAPES_MODELS = ("shapes-vit", "shapes-rn")
-DATA_DIR_ENV = "CLIPCAM_DATA_DIR"
 
 
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights were requested but cannot be downloaded (no internet) and are not cached."""
-
-
-def data_dir() -> Path:
-    """The project's `data/` folder (override with the CLIPCAM_DATA_DIR environment variable)."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
 
 
 def shapes_checkpoint(name: str) -> Path:
@@ -331,7 +325,7 @@ def _load_shapes(path: Path, device: torch.device, dtype: torch.dtype, name: str
     tok = CompactTokenizer.from_state_dict(ckpt["tokenizer"])
     facts = architecture_facts(model)
     beta = float(ckpt.get("beta", ARCH_BETA[facts.kind]))
-    info = {k: ckpt[k] for k in ("train_config", "train_seconds", "trained_on", "metrics") if k in ckpt}
+    info = {k: ckpt[k] for k in ("train_config", "train_seconds", "trained_on", "metrics", "init") if k in ckpt}
     return ClipModel(model, name, "shapesworld", tok, tuple(ckpt["mean"]), tuple(ckpt["std"]), facts, beta,
                      device, dtype, tok.context_length, info)  # fmt: skip
 
