@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from clipcam_utils.boxes import Box
@@ -439,6 +440,12 @@ def load_openimages(
     else:
         pending = _read_oidv4_layout(folder, classes, report)
     return _finish_openimages(pending, max_samples, seed, report)
+
+
+def box_area_fractions(records: Iterable[ImageRecord]) -> np.ndarray:
+    """Each ground-truth box's area as a fraction of its image's area (the benchmark's object sizes)."""
+    return np.array([(o.box[2] - o.box[0]) * (o.box[3] - o.box[1]) / (r.size[0] * r.size[1])
+                     for r in records for o in r.objects], dtype=float)  # fmt: skip
 
 
 class ZooUnavailableError(RuntimeError):

@@ -385,10 +385,12 @@ def object_scene(
     include: str | None = None,
     background: str = "benchmark",
     occlusion: float = 0.0,
+    include_area: float | None = None,
 ) -> Scene:
     """A scene of objects; `scale` is the object's larger side as a fraction of the image.
 
-    `include` forces the first object's class (e.g. "red star"), so a query for it always has an answer.
+    `include` forces the first object's class (e.g. "red star"), so a query for it always has an answer;
+    `include_area` sets that object's box area as a fraction of the image instead of `scale`.
     `background` is "benchmark" or "any" (`BACKGROUNDS`). With probability `occlusion` an object may overlap
     the ones drawn before it (partly hiding them, at most 40 % of the smaller box); otherwise objects keep
     apart. Boxes are always the whole shape's extent, as a human annotator would draw them.
@@ -406,6 +408,10 @@ def object_scene(
                 colour, shape = _random_class(rng, classes)
                 if (colour, shape) not in used:
                     break
+        if k == 0 and include_area is not None:
+            placed.append(_sized_object(rng, shape, colour, include_area, size))
+            used.add((colour, shape))
+            continue
         for _attempt in range(30):
             s = rng.uniform(*scale) * size
             cx, cy = rng.uniform(s / 2, size - s / 2, 2)
@@ -426,6 +432,16 @@ def object_scene(
     n_clutter = int(rng.integers(clutter[0], clutter[1] + 1))
     image = _render(size, rng, placed, n_clutter, background)
     return Scene(image, _to_objects(placed, size), clutter=n_clutter)
+
+
+def _sized_object(rng: np.random.Generator, shape: str, colour: str, area: float, size: int) -> _Placed:
+    """One object whose tight box covers `area` of the image (its larger side capped at 98 %), anywhere inside."""
+    tilt = rng.uniform(-MAX_TILT, MAX_TILT)
+    w, h = np.ptp(shape_polygon(shape, (0.0, 0.0), 1.0, tilt), axis=0)  # the larger of the two is 1
+    s = min(math.sqrt(area / (w * h)), 0.98) * size
+    cx = rng.uniform(s * w / 2, size - s * w / 2)
+    cy = rng.uniform(s * h / 2, size - s * h / 2)
+    return _Placed(shape, colour, bool(rng.random() < 0.75), shape_polygon(shape, (cx, cy), s, tilt), s)
 
 
 def _partly_hidden(new: Box, old: Box, most: float = 0.4) -> bool:
@@ -558,12 +574,30 @@ def mosaic(scenes: list[Scene], size: int) -> Scene:
 
 # ---------------------------------------------------------------------------------------------- benchmark items
 
+# The size of the objects the paper localizes: quantiles (0, 5, ..., 100 %) of each ground-truth box's area
+# as a fraction of its image, over the 277 boxes of the 107 real Open Images validation images in
+# ../shared/data (`openimages.box_area_fractions`; tests/test_shapesworld.py recomputes them). The object
+# benchmark draws its queried objects' sizes from this distribution (data/README.md compares the two).
+OPENIMAGES_BOX_AREA_QUANTILES = (
+    0.0006, 0.0069, 0.0088, 0.0109, 0.0154, 0.0211, 0.0279, 0.0352, 0.0456, 0.0546, 0.0723,
+    0.0897, 0.1145, 0.1496, 0.2277, 0.2963, 0.4379, 0.6641, 0.9699, 0.9999, 1.0,
+)  # fmt: skip
+
+
+def benchmark_box_area(rng: np.random.Generator) -> float:
+    """A box area (fraction of the image) drawn from the real Open Images distribution (inverse CDF)."""
+    q = np.linspace(0.0, 1.0, len(OPENIMAGES_BOX_AREA_QUANTILES))
+    return float(np.interp(rng.random(), q, OPENIMAGES_BOX_AREA_QUANTILES))
+
+
 
 def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: list[str] | None = None,
                  n_objects: tuple[int, int] = (1, 3)) -> list:  # fmt: skip
     """Grid items for the object benchmark: `per_class` scenes per class, each containing that class.
 
-    Every box of the queried class in the scene is ground truth (a scene may hold two red stars).
+    The queried object's box area follows the real Open Images distribution (`benchmark_box_area`); the
+    other objects are distractors. Every box of the queried class in the scene is ground truth (a scene
+    may hold two red stars).
     """
     from .grids import GridItem
 
@@ -572,7 +606,9 @@ def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: li
     for c_idx, label in enumerate(classes or class_names()):
         for k in range(per_class):
             rng = scene_rng(seed, c_idx * 1000 + k, "object-item")
-            sc = object_scene(rng, size=size, n_objects=n_objects, scale=(0.2, 0.5), include=label)
+            area = benchmark_box_area(rng)
+            sc = object_scene(rng, size=size, n_objects=n_objects, scale=(0.2, 0.5), include=label,
+                              include_area=area)  # fmt: skip
             boxes = tuple(o.box for o in sc.objects if o.label == label)
             out.append(GridItem(f"shapes-{seed}-{c_idx}-{k}", label, boxes, sc.image, sc.size, label in seen,
                                 meta={"objects": len(sc.objects)}))  # fmt: skip

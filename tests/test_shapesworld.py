@@ -7,6 +7,8 @@ import pytest
 
 from clipcam_utils import shapesworld as sw
 from clipcam_utils.boxes import union_box
+from clipcam_utils.records import LoadWarning
+from helpers_data import OPENIMAGES, needs_openimages
 
 
 def test_classes_and_split() -> None:
@@ -106,6 +108,41 @@ def test_benchmark_items() -> None:
     assert items[0].seen == ("red star" in sw.seen_classes())
     rel = sw.interaction_items(per_relation=1, seed=0, size=96, relations=["inside"])[0]
     assert rel.boxes == (union_box([rel.meta["subject_box"], rel.meta["object_box"]]),)
+
+
+@pytest.mark.parametrize("area", [0.003, 0.05, 0.4, 0.9])
+def test_sized_object_covers_the_requested_area(area: float) -> None:
+    for k, shape in enumerate(sw.SHAPES):
+        sc = sw.object_scene(sw.scene_rng(3, k, "sized"), size=200, n_objects=1, include=f"red {shape}",
+                             include_area=area, clutter=(0, 0))  # fmt: skip
+        x1, y1, x2, y2 = sc.objects[0].box
+        assert 0 <= x1 < x2 <= 200 and 0 <= y1 < y2 <= 200
+        got, larger = (x2 - x1) * (y2 - y1) / 200**2, max(x2 - x1, y2 - y1) / 200
+        # exactly the area asked for, unless the shape's aspect needs a side beyond the 98 % cap
+        assert got == pytest.approx(area, rel=0.02) or (got < area and larger == pytest.approx(0.98, abs=0.01))
+
+
+def test_benchmark_object_sizes_follow_the_real_distribution() -> None:
+    """The queried boxes' areas match the Open Images quantiles (two-sample KS distance, 128 queries)."""
+    items = sw.object_items(per_class=2, seed=0, size=128)
+    areas = np.sort([(b[2] - b[0]) * (b[3] - b[1]) / 128**2 for it in items for b in it.boxes])
+    q = np.linspace(0, 1, len(sw.OPENIMAGES_BOX_AREA_QUANTILES))
+    real_cdf = np.interp(areas, sw.OPENIMAGES_BOX_AREA_QUANTILES, q)
+    ours_cdf = np.arange(1, len(areas) + 1) / len(areas)
+    assert np.abs(real_cdf - ours_cdf).max() < 0.12
+    assert 0.05 < np.median(areas) < 0.12  # real median 0.072; the old fixed sizes gave 0.110
+
+
+@pytest.mark.shared
+@needs_openimages
+def test_shipped_box_area_quantiles_are_measured_on_the_real_images() -> None:
+    from clipcam_utils.openimages import box_area_fractions, load_openimages
+
+    with pytest.warns(LoadWarning):  # the subset's 46 disagreeing .txt labels (test_openimages)
+        areas = box_area_fractions(load_openimages(OPENIMAGES))
+    assert len(areas) == 277
+    measured = np.quantile(areas, np.linspace(0, 1, len(sw.OPENIMAGES_BOX_AREA_QUANTILES)))
+    assert measured == pytest.approx(sw.OPENIMAGES_BOX_AREA_QUANTILES, abs=5e-5)
 
 
 def test_export_records(tmp_path) -> None:
