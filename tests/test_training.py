@@ -112,10 +112,72 @@ def test_stem_checkpoint_loads_back_through_load_clip(trained_stem_clip, tmp_pat
 
 def test_baseline_trainer_builds_the_stem_tower() -> None:
     cfg = dataclasses.replace(training.BASELINES["shapes-vit-relations"], **TINY_VIT_STEM, steps=2, batch_size=8,
-                              pool_size=16, scene_size=64, warmup=1)  # fmt: skip
+                              pool_size=16, scene_size=64, warmup=1, init="")  # fmt: skip
     ckpt = training.train_baseline(cfg, log=lambda _m: None)
     assert ckpt["kind"] == "classifier" and ckpt["model_cfg"]["vision_stem"][0] == [8, 2]
     assert ckpt["classes"] == sorted(sw.seen_relations())  # trained on the seen relations only
+
+
+# --- two-stage training: a warm start at another resolution -----------------------------------------------
+
+
+def test_resize_grid_embedding_keeps_the_class_slot_and_a_constant_field() -> None:
+    pe = torch.cat([torch.full((1, 3), 7.0), torch.full((16, 3), 2.0)])
+    out = training.resize_grid_embedding(pe, 7)
+    assert out.shape == (50, 3) and torch.equal(out[0], pe[0])
+    torch.testing.assert_close(out[1:], torch.full((49, 3), 2.0))
+    assert training.resize_grid_embedding(pe, 4) is pe
+    ramp = torch.cat([torch.zeros(1, 1), torch.arange(4.0).repeat(4)[:, None]])  # x = 0..3 on a 4x4 grid
+    wide = training.resize_grid_embedding(ramp, 8)[1:].reshape(8, 8)
+    assert torch.all(wide[:, 1:] >= wide[:, :-1]) and torch.allclose(wide[0], wide[5])  # still a ramp in x
+    with pytest.raises(ValueError, match="not a square grid"):
+        training.resize_grid_embedding(torch.zeros(11, 3), 3)
+
+
+def _warm_start_cfg(tmp_path, monkeypatch, **kw) -> tuple[training.TrainConfig, dict]:
+    """Stage 1 at 32 px saved as data/models/init/stage1.pt (in a temporary data folder), stage 2 at 64 px."""
+    import hashlib
+
+    stage1 = dataclasses.replace(_tiny_resumable_cfg(), name="stage1", steps=2)
+    ckpt = training.train_clip(stage1, log=lambda _m: None)
+    monkeypatch.setenv(models.DATA_DIR_ENV, str(tmp_path))
+    path = training.save_checkpoint(ckpt, tmp_path / "models" / "init" / "stage1.pt")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    stage2 = dataclasses.replace(stage1, name="stage2", image_size=64, init="init/stage1.pt", init_sha256=digest,
+                                 **kw)  # fmt: skip
+    return stage2, ckpt
+
+
+def test_warm_start_loads_stage_one_and_resizes_the_token_grid(tmp_path, monkeypatch) -> None:
+    stage2, first = _warm_start_cfg(tmp_path, monkeypatch)
+    vision = {**first["model_cfg"]["vision_cfg"], "image_size": 64}
+    model = training.build_clip({**first["model_cfg"], "vision_cfg": vision})
+    record = training.load_init(model, stage2)
+    assert record["file"] == "init/stage1.pt" and record["train_config"]["image_size"] == 32
+    state = model.state_dict()
+    assert state["visual.positional_embedding"].shape == (65, state["visual.positional_embedding"].shape[1])
+    for k, v in first["state_dict"].items():  # everything else is stage 1's weights (fp16-rounded)
+        if k != "visual.positional_embedding" and v.is_floating_point():
+            torch.testing.assert_close(state[k], v.half().float())
+    ckpt = training.train_clip(stage2, log=lambda _m: None)
+    assert ckpt["init"]["sha256"] == stage2.init_sha256 and ckpt["state_dict"]["visual.positional_embedding"].shape[0] == 65
+
+
+def test_warm_start_refuses_a_changed_or_missing_file(tmp_path, monkeypatch) -> None:
+    stage2, _ = _warm_start_cfg(tmp_path, monkeypatch)
+    with pytest.raises(RuntimeError, match="is not the checkpoint stage2 starts from"):
+        training.train_clip(dataclasses.replace(stage2, init_sha256="0" * 64), log=lambda _m: None)
+    with pytest.raises(FileNotFoundError, match="which is missing; restore it with `git checkout"):
+        training.train_clip(dataclasses.replace(stage2, init="init/gone.pt"), log=lambda _m: None)
+
+
+def test_shipped_presets_start_from_the_committed_stage_one_files() -> None:
+    import hashlib
+
+    for cfg in (*training.PRESETS.values(), *training.BASELINES.values()):
+        if cfg.init:
+            path = models.data_dir() / "models" / cfg.init
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == cfg.init_sha256, cfg.name
 
 
 def _tiny_resumable_cfg() -> training.TrainConfig:
