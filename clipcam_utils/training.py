@@ -420,14 +420,19 @@ def multi_positive_clip_loss(logits: torch.Tensor, labels: torch.Tensor, valid: 
     return total / 2
 
 
+def _cpu_name() -> str:
+    """The CPU's model name where Linux tells it (platform.processor() is often empty there)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def machine_description(device: torch.device | str = "cpu") -> dict:
     """Where a checkpoint was trained: the device, its name, the CPU's core count and the library versions."""
     dev = torch.device(device)
-    name = (
-        torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else (platform.processor() or platform.machine())
-    )
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
     return {"device": dev.type, "device_name": name, "cpu_count": os.cpu_count(), "torch_threads":
             torch.get_num_threads(), "torch": torch.__version__, "open_clip": open_clip.__version__,
             "python": platform.python_version()}  # fmt: skip
