@@ -18,11 +18,13 @@ from clipcam_utils.evaluation import Protocol, run_grid_benchmark, summarize
 from clipcam_utils.models import shapes_checkpoint
 
 GRIDS = 16  # a small fixed grid set (seed 0)
-# Measured on these 16 grids (quadrant accuracy / mIoU): shapes-vit 0.703 / 0.078 vs randomized 0.328 / 0.024;
-# shapes-rn 0.891 / 0.108 vs randomized 0.297 / 0.031. Zero-shot on 128 images: vit 1.000, rn 0.984.
-MIN_ACC_GAP = {"shapes-vit": 0.25, "shapes-rn": 0.45}
-MIN_MIOU_GAP = {"shapes-vit": 0.03, "shapes-rn": 0.05}
-MIN_ZERO_SHOT = {"shapes-vit": 0.9, "shapes-rn": 0.9}  # the issue's target for both tiny CLIPs
+# Measured on these 16 grids (quadrant accuracy / mIoU) with the issue-12 checkpoints: shapes-vit 0.500 / 0.143
+# vs randomized 0.234 / 0.061; shapes-rn 0.812 / 0.238 vs randomized 0.250 / 0.066; no empty maps. Zero-shot
+# on 128 images: vit 1.000, rn 0.984. (The earlier 64/128-px checkpoints: mIoU 0.078 and 0.108.)
+MIN_ACC_GAP = {"shapes-vit": 0.15, "shapes-rn": 0.40}
+MIN_MIOU_GAP = {"shapes-vit": 0.04, "shapes-rn": 0.10}
+MIN_MIOU = {"shapes-vit": 0.10, "shapes-rn": 0.18}
+MIN_ZERO_SHOT = {"shapes-vit": 0.95, "shapes-rn": 0.95}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,7 @@ def test_trained_model_beats_its_randomized_copy_on_grids(name, grids) -> None:
     )
     assert trained["acc_all"] >= randomized["acc_all"] + MIN_ACC_GAP[name]
     assert trained["miou_all"] >= randomized["miou_all"] + MIN_MIOU_GAP[name]
+    assert trained["miou_all"] >= MIN_MIOU[name] and trained["empty_rate"] <= 0.05
 
 
 @pytest.mark.parametrize("name", ["shapes-vit", "shapes-rn"])
@@ -84,4 +87,4 @@ def test_demo_main_job(tmp_path, capsys) -> None:
     rows = json.loads((tmp_path / "demo.json").read_text())
     assert len(rows) == 3 and all((tmp_path / r["overlay"].split("/")[-1]).exists() for r in rows)
     assert "ShapesWorld figures, not the paper's" in capsys.readouterr().out
-    assert np.mean([r["iou"] for r in rows]) > 0.0
+    assert np.mean([r["iou"] for r in rows]) > 0.3  # 0.522, 0.636 and 0.150 with shapes-rn (README)
