@@ -317,9 +317,11 @@ def test_upsample_and_scale() -> None:
 def test_randomised_model_gap_on_shapesworld() -> None:
     """Adebayo et al.: with the image tower re-drawn at random, every method's maps lose the objects.
 
-    On 24 single ShapesWorld scenes, the fraction of maps whose peak lies in the queried object's box
+    On 48 single ShapesWorld scenes, the fraction of maps whose peak lies in the queried object's box
     ("pointing") is higher for the trained shapes-vit than for its randomised copy, for every method that
-    depends on the text; and the trained and randomised maps are not the same maps.
+    depends on the text; and the trained and randomised maps are not the same maps. (With 24 scenes, one
+    scene moves a rate by 0.04 and the retrained ViT's gScoreCAM tied its randomised copy at 0.625; on 48
+    it leads by 0.23.)
     """
     from clipcam_utils import shapesworld as sw
 
@@ -327,7 +329,7 @@ def test_randomised_model_gap_on_shapesworld() -> None:
     rand = models.randomized_copy(clip, seed=0)
     scenes = [
         sw.object_scene(sw.scene_rng(0, i, "sanity"), size=128, n_objects=1, scale=(0.3, 0.45))
-        for i in range(24)
+        for i in range(48)
     ]
     images = [s.image for s in scenes]
     texts = [sw.object_caption(s.objects[0].label) for s in scenes]
