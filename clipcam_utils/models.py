@@ -325,7 +325,9 @@ def _load_shapes(path: Path, device: torch.device, dtype: torch.dtype, name: str
     tok = CompactTokenizer.from_state_dict(ckpt["tokenizer"])
     facts = architecture_facts(model)
     beta = float(ckpt.get("beta", ARCH_BETA[facts.kind]))
-    info = {k: ckpt[k] for k in ("train_config", "train_seconds", "trained_on", "metrics", "init") if k in ckpt}
+    info = {
+        k: ckpt[k] for k in ("train_config", "train_seconds", "trained_on", "metrics", "init") if k in ckpt
+    }
     return ClipModel(model, name, "shapesworld", tok, tuple(ckpt["mean"]), tuple(ckpt["std"]), facts, beta,
                      device, dtype, tok.context_length, info)  # fmt: skip
 

@@ -590,7 +590,6 @@ def benchmark_box_area(rng: np.random.Generator) -> float:
     return float(np.interp(rng.random(), q, OPENIMAGES_BOX_AREA_QUANTILES))
 
 
-
 def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: list[str] | None = None,
                  n_objects: tuple[int, int] = (1, 3)) -> list:  # fmt: skip
     """Grid items for the object benchmark: `per_class` scenes per class, each containing that class.

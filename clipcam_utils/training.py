@@ -103,12 +103,24 @@ VIT_SIZE, RN_SIZE = 112, 224
 # the paper's geometry on the robust training scenes. Stage 2 alone at full size from scratch costs more
 # than this project's CPU budget (data/README.md).
 INIT = {
-    "shapes-vit": ("init/shapes-vit-64px.pt", "e387a59ea21208f9c61bff1f13b1add401e68135583f22e12244901ef7744e55"),
-    "shapes-rn": ("init/shapes-rn-128px.pt", "dfd8d861a2e313ed55fd26cea31226fe12e38d023cf21737ec2fa462cd39fc77"),
+    "shapes-vit": (
+        "init/shapes-vit-64px.pt",
+        "e387a59ea21208f9c61bff1f13b1add401e68135583f22e12244901ef7744e55",
+    ),
+    "shapes-rn": (
+        "init/shapes-rn-128px.pt",
+        "dfd8d861a2e313ed55fd26cea31226fe12e38d023cf21737ec2fa462cd39fc77",
+    ),
     # The ViT baselines too: from scratch, a tiny ViT learns shape slowly (see ConvStem). The ResNet
     # baselines learn it in a few hundred steps and start from scratch at their full size.
-    "shapes-vit-objects": ("init/shapes-vit-objects-64px.pt", "094baf8d39b9fd37286b2c385d185d5c59106c7c1827d83b6603286718044b67"),
-    "shapes-vit-relations": ("init/shapes-vit-relations-64px.pt", "5c7bd54ba1a91b2934635cb61a1fcf423229f5afa1832687a95b2410f83c527c"),
+    "shapes-vit-objects": (
+        "init/shapes-vit-objects-64px.pt",
+        "094baf8d39b9fd37286b2c385d185d5c59106c7c1827d83b6603286718044b67",
+    ),
+    "shapes-vit-relations": (
+        "init/shapes-vit-relations-64px.pt",
+        "5c7bd54ba1a91b2934635cb61a1fcf423229f5afa1832687a95b2410f83c527c",
+    ),
 }
 PRESETS: dict[str, TrainConfig] = {
     "shapes-vit": TrainConfig(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_data import OPENIMAGES, needs_openimages
 
 from clipcam_utils import shapesworld as sw
 from clipcam_utils.boxes import union_box
 from clipcam_utils.records import LoadWarning
-from helpers_data import OPENIMAGES, needs_openimages
 
 
 def test_classes_and_split() -> None:
@@ -119,7 +119,9 @@ def test_sized_object_covers_the_requested_area(area: float) -> None:
         assert 0 <= x1 < x2 <= 200 and 0 <= y1 < y2 <= 200
         got, larger = (x2 - x1) * (y2 - y1) / 200**2, max(x2 - x1, y2 - y1) / 200
         # exactly the area asked for, unless the shape's aspect needs a side beyond the 98 % cap
-        assert got == pytest.approx(area, rel=0.02) or (got < area and larger == pytest.approx(0.98, abs=0.01))
+        assert got == pytest.approx(area, rel=0.02) or (
+            got < area and larger == pytest.approx(0.98, abs=0.01)
+        )
 
 
 def test_benchmark_object_sizes_follow_the_real_distribution() -> None:

@@ -160,7 +160,10 @@ def test_warm_start_loads_stage_one_and_resizes_the_token_grid(tmp_path, monkeyp
         if k != "visual.positional_embedding" and v.is_floating_point():
             torch.testing.assert_close(state[k], v.half().float())
     ckpt = training.train_clip(stage2, log=lambda _m: None)
-    assert ckpt["init"]["sha256"] == stage2.init_sha256 and ckpt["state_dict"]["visual.positional_embedding"].shape[0] == 65
+    assert (
+        ckpt["init"]["sha256"] == stage2.init_sha256
+        and ckpt["state_dict"]["visual.positional_embedding"].shape[0] == 65
+    )
 
 
 def test_warm_start_refuses_a_changed_or_missing_file(tmp_path, monkeypatch) -> None:
