@@ -2,8 +2,8 @@
 
 The tiny CLIPs are trained on `shapesworld` scenes drawn by PIL from the package's own outlines, with
 objects between 11 % and 85 % of the scene's side (`training.TrainConfig.object_scale`), fully inside it. The
-checkpoints shipped so far saw only low-saturation backgrounds; the training presets now also draw
-backgrounds of any colour and texture (`shapesworld.BACKGROUNDS`). Users will show the models pictures drawn
+stage-1 checkpoints (`data/models/init/`) saw only low-saturation backgrounds; the shipped ones were then
+trained on backgrounds of any colour and texture (`shapesworld.BACKGROUNDS`). Users will show the models pictures drawn
 by other programs. This set measures how far the models carry over: each scene is drawn by
 **matplotlib** (its own markers for the shapes it has: circle ``o``, square ``s``, triangle ``^``, star
 ``*``, cross ``P``, thin diamond ``d``; the package outlines only for the heart and the crescent), over one of
