@@ -208,19 +208,26 @@ def test_localize_operator_writes_what_localize_computes(plugins: Path, dataset,
     progress = [r.params for r in result.executor._requests if r.operator_uri == "set_progress"]
     assert [p["progress"] for p in progress] == pytest.approx([1 / 3, 2 / 3, 1.0])
     clip = cached_clip("shapes-rn")
+    boxes = 0
     for sample in ds:
         expected = localize(clip, sample.filepath, text, cam="gradcam")
-        (detection,) = sample[field].detections
-        assert detection.bounding_box == to_relative_xywh(expected.box, expected.image_size)
-        assert (detection.label, detection.query) == (text, text)
-        assert detection.score == pytest.approx(expected.score, abs=1e-5)
         heatmap = sample[heatmap_field(field)]
         assert heatmap.map is None and "map" not in sample.to_dict()[heatmap_field(field)]
         png = Path(heatmap.map_path)
-        assert png.is_file() and png.parent == maps / field and detection.heatmap_path == str(png)
+        assert png.is_file() and png.parent == maps / field
+        if expected.box is None:  # an all-zero map: no box to write, and none is invented
+            assert sample[field].detections == []
+        else:
+            boxes += 1
+            (detection,) = sample[field].detections
+            assert detection.bounding_box == to_relative_xywh(expected.box, expected.image_size)
+            assert (detection.label, detection.query) == (text, text)
+            assert detection.score == pytest.approx(expected.score, abs=1e-5)
+            assert detection.heatmap_path == str(png)
         pixels = np.asarray(Image.open(png))
         assert pixels.dtype == np.uint8 and pixels.shape == expected.saliency.shape
         assert np.array_equal(pixels, np.rint(expected.saliency * 255).astype(np.uint8))
+    assert boxes >= 1  # the retrained shapes-rn finds no evidence for this text on some of the scenes
 
 
 def test_localize_operator_never_overwrites_unasked_and_targets_selected_samples_or_the_view(
