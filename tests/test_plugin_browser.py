@@ -198,8 +198,10 @@ def test_localize_with_clipcam_from_the_operator_browser(app, chromium: DevTools
     page.wait(f"{checkbox(HEATMAP)}.querySelector('input').checked === false", "the heatmap to switch off")
     time.sleep(2.5)
     agreement = heatmap_agreement(result_png, page.screenshot(), rects, maps)
+    # The mean change scales with how much of the thumbnail the map covers: the retrained (issue 12), sharper
+    # maps cover less (4.5 measured on one thumbnail); a thumbnail that does not change gives 0.
     for k, (change, corr) in enumerate(agreement):
-        assert change > 5 and corr > 0.8, f"thumbnail {k}: change {change:.1f}, correlation {corr:.2f}"
+        assert change > 2 and corr > 0.8, f"thumbnail {k}: change {change:.1f}, correlation {corr:.2f}"
 
     # The same question again: the form shows the refusal and keeps Execute disabled until "Overwrite" is ticked.
     open_localize_form(page)
