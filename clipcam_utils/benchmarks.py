@@ -26,6 +26,7 @@ import torch
 
 from . import shapesworld as sw
 from .baselines import Classifier, grid_baseline_maps
+from .boxes import boxes_to_mask
 from .cams import clipcam
 from .data_paths import default_data_root
 from .evaluation import PAPER_PROTOCOL, Protocol, ResultHook, resolved_settings, run_grid_benchmark, summarize
@@ -42,7 +43,8 @@ from .runfiles import RunLock
 
 BENCH_KINDS = ("objects", "actions", "single")
 BENCH_DATA = ("shapes", "openimages", "hicodet")
-SHAPES_CELL = 128  # ShapesWorld scenes are 128 px; the tiny CLIPs see the grid at 128 (RN) or 64 (ViT) px
+SHAPES_CELL = 128  # ShapesWorld scenes are 128 px; the tiny CLIPs see the grid at 224 (RN) or 112 (ViT) px
+CEILING = "perfect-map ceiling"  # the method name of `bench --ceiling`'s reference rows
 REAL_CELL = 224  # the official code's cell size (four 224-px images in a 448-px grid)
 
 
@@ -88,6 +90,31 @@ def clip_saliency_fn(
     def fn(grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> np.ndarray:
         maps = clipcam(clip, grid.render(), list(texts), cam=cam)
         return maps if maps.ndim == 3 else maps[None]
+
+    return fn
+
+
+def ceiling_saliency_fn(
+    clip: ClipModel, protocol: Protocol = PAPER_PROTOCOL
+) -> Callable[[Grid, Sequence[int], Sequence[str]], np.ndarray]:
+    """Saliency function of the perfect-map ceiling at `clip`'s geometry (`bench --ceiling`).
+
+    Each query's map is the share of every target-layer cell that its ground-truth boxes cover (7x7 for an
+    RN50-like tower, 14x14 for a ViT-B/16), resized bilinearly to the model's input as a CAM is, and scaled
+    by its maximum (not min-max: an object that fills the frame keeps its whole-image box). It is what a
+    localiser that is never wrong but sees at that resolution would give, so its row shows how much of a
+    method's gap comes from the threshold-and-box step at that grid rather than from the model. It reads
+    the ground truth: a reference row, never a method.
+    """
+    grid_hw = tuple(clip.facts.feature_grid)
+    input_hw = tuple(clip.image_size)
+
+    def fn(grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> np.ndarray:
+        masks = np.stack([boxes_to_mask(protocol.gt_boxes(grid.cells[c]), grid.size) for c in cells])
+        cover = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks.astype(np.float32)), grid_hw)
+        maps = torch.nn.functional.interpolate(cover[:, None], size=input_hw, mode="bilinear",
+                                               align_corners=False)[:, 0].clamp_min(0)  # fmt: skip
+        return (maps / maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
 
     return fn
 
@@ -336,9 +363,12 @@ class BenchRun:
 def bench_runs(
     models: Sequence[str | ClipModel], cams: Sequence[str], baselines: Sequence[str | Classifier] = (),
     randomized: bool = False, seed: int = 0, protocol: Protocol = PAPER_PROTOCOL, device: str = "cpu",
-    skip_unsupported: bool = False,
+    skip_unsupported: bool = False, ceiling: bool = False,
 ) -> list[BenchRun]:  # fmt: skip
     """CLIPCAM for each model x CAM, then the randomized copies (same CAMs), then the baselines.
+
+    With `ceiling`, each model also gets the perfect-map ceiling at its geometry (`ceiling_saliency_fn`),
+    scored at the model's β.
 
     Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects. A
     method that does not apply to a model's image tower is refused (`methods.UnsupportedTowerError`), or
@@ -364,6 +394,12 @@ def bench_runs(
                 continue
             m.check(clip)
             runs.append(BenchRun(method, clip.name, cam, beta, clip_saliency_fn(clip, cam), weights))
+    if ceiling:
+        for clip in clips:
+            beta = clip.default_beta if protocol.beta is None else protocol.beta
+            (gh, gw), (ih, iw) = clip.facts.feature_grid, clip.image_size
+            runs.append(BenchRun(CEILING, clip.name, "coverage", beta, ceiling_saliency_fn(clip, protocol),
+                                 f"no weights: ground truth on a {gh}x{gw} grid at {ih}x{iw} px"))  # fmt: skip
     for b in baselines:
         clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta

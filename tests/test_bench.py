@@ -237,3 +237,56 @@ def test_clip_and_baseline_of_the_same_backbone_never_share_files_or_fields(tmp_
         "objects-shapes-imagenet-baseline-vit-b-16-gradcam.csv",
     ]
     assert len(records) == 2 and rows.method.tolist() == ["CLIPCAM", "ImageNet baseline"]
+
+
+def test_ceiling_of_a_half_image_object_is_the_bilinear_box() -> None:
+    """A box over the left half of a 224-px image, on a 7x7 grid: columns 0-2 fully covered, column 3 half.
+
+    Bilinearly resized (align_corners=False), column 3's 0.5 falls to column 4's 0 between the source
+    coordinates 3 and 4, so the map exceeds beta 0.2 up to x = 130.7: the box is (0, 0, 131, 224) and its
+    IoU with the truth 112 / 131.
+    """
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from clipcam_utils.benchmarks import ceiling_saliency_fn
+    from clipcam_utils.evaluation import run_grid_benchmark
+    from clipcam_utils.grids import GridItem, single_image_grids
+
+    item = GridItem(
+        "half", "thing", ((0.0, 0.0, 112.0, 224.0),), Image.new("RGB", (224, 224)), (224, 224), True
+    )
+    geometry = SimpleNamespace(facts=SimpleNamespace(feature_grid=(7, 7)), image_size=(224, 224))
+    rec = run_grid_benchmark(
+        ceiling_saliency_fn(geometry), single_image_grids([item]), beta=0.2, progress=False
+    )
+    assert (rec.x1[0], rec.y1[0], rec.x2[0], rec.y2[0]) == (0.0, 0.0, 131.0, 224.0)
+    assert rec.iou[0] == pytest.approx(112 / 131, abs=1e-9)
+    # On a 14x14 grid the edge falls between cells: column 6 is full, column 7 empty, so the map exceeds 0.2
+    # up to the source coordinate 6.8, x = 116.3: box (0, 0, 117, 224), IoU 112 / 117.
+    geometry.facts.feature_grid = (14, 14)
+    rec = run_grid_benchmark(
+        ceiling_saliency_fn(geometry), single_image_grids([item]), beta=0.2, progress=False
+    )
+    assert rec.x2[0] == 117.0 and rec.iou[0] == pytest.approx(112 / 117, abs=1e-9)
+
+
+def test_ceiling_rows_sit_beside_clipcam_and_name_their_geometry(tmp_path, capsys) -> None:
+    rc, out, err = _bench(capsys, "objects", "--grids", "4", "--model", "shapes-rn", "shapes-vit", "--ceiling",
+                          "--out", str(tmp_path))  # fmt: skip
+    assert rc == 0, err
+    got = {}
+    for model, grid, size in (("shapes-rn", 7, 224), ("shapes-vit", 14, 112)):
+        slug = f"perfect-map-ceiling-{model}-coverage"
+        df = pd.read_csv(tmp_path / f"objects-shapes-{slug}.csv")
+        s = summarize(df)
+        row = next(line.split() for line in out.splitlines() if line.split()[2:4] == [model, "coverage"])
+        assert row[:2] == ["perfect-map", "ceiling"]
+        assert f"{s['miou_all']:.3f}" in row and s["empty_rate"] == 0
+        manifest = (tmp_path / f"objects-shapes-{slug}.json").read_text()
+        assert f"ground truth on a {grid}x{grid} grid at {size}x{size} px" in manifest
+        got[model] = s
+    # The finer ViT grid gives tighter boxes than the ResNet's 7x7, and both point at the right cell.
+    assert got["shapes-vit"]["miou_all"] > got["shapes-rn"]["miou_all"] + 0.1
+    assert got["shapes-vit"]["acc_all"] == 1.0 and got["shapes-rn"]["acc_all"] >= 0.9
