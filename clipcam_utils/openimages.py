@@ -448,6 +448,19 @@ def box_area_fractions(records: Iterable[ImageRecord]) -> np.ndarray:
                      for r in records for o in r.objects], dtype=float)  # fmt: skip
 
 
+def query_box_areas(records: Iterable[ImageRecord]) -> list[tuple[int, float]]:
+    """Per image and class: (number of the class's boxes, area of the box around them all as a fraction of
+    the image). That box is what a grid query for the class is scored against (`GridCell.gt_box`)."""
+    out = []
+    for r in records:
+        for label in sorted({o.label for o in r.objects}):
+            boxes = [o.box for o in r.objects if o.label == label]
+            x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+            out.append((len(boxes), (x2 - x1) * (y2 - y1) / (r.size[0] * r.size[1])))
+    return out
+
+
 class ZooUnavailableError(RuntimeError):
     """The FiftyOne zoo could not be reached (e.g. no internet)."""
 

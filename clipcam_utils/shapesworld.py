@@ -386,11 +386,13 @@ def object_scene(
     background: str = "benchmark",
     occlusion: float = 0.0,
     include_area: float | None = None,
+    include_count: int = 1,
 ) -> Scene:
     """A scene of objects; `scale` is the object's larger side as a fraction of the image.
 
     `include` forces the first object's class (e.g. "red star"), so a query for it always has an answer;
-    `include_area` sets that object's box area as a fraction of the image instead of `scale`.
+    `include_area` sets that object's box area as a fraction of the image instead of `scale`; with
+    `include_count` > 1 it is the area of the box around that many instances of the class (`_instance_group`).
     `background` is "benchmark" or "any" (`BACKGROUNDS`). With probability `occlusion` an object may overlap
     the ones drawn before it (partly hiding them, at most 40 % of the smaller box); otherwise objects keep
     apart. Boxes are always the whole shape's extent, as a human annotator would draw them.
@@ -409,7 +411,10 @@ def object_scene(
                 if (colour, shape) not in used:
                     break
         if k == 0 and include_area is not None:
-            placed.append(_sized_object(rng, shape, colour, include_area, size))
+            if include_count > 1:
+                placed += _instance_group(rng, shape, colour, include_area, include_count, size)
+            else:
+                placed.append(_sized_object(rng, shape, colour, include_area, size))
             used.add((colour, shape))
             continue
         for _attempt in range(30):
@@ -442,6 +447,42 @@ def _sized_object(rng: np.random.Generator, shape: str, colour: str, area: float
     cx = rng.uniform(s * w / 2, size - s * w / 2)
     cy = rng.uniform(s * h / 2, size - s * h / 2)
     return _Placed(shape, colour, bool(rng.random() < 0.75), shape_polygon(shape, (cx, cy), s, tilt), s)
+
+
+def _instance_group(
+    rng: np.random.Generator, shape: str, colour: str, area: float, count: int, size: int
+) -> list[_Placed]:
+    """`count` instances of one class whose joint box covers about `area` of the image, like a bowl of apples.
+
+    A rectangle of that area (aspect ratio within 2:3..3:2, sides capped at 98 %) is placed anywhere and
+    cut into a near-square grid of at least `count` slots. Two instances sit flush in its opposite corners,
+    so that their joint box is the rectangle; the others take random slots, each at 75-100 % of its slot.
+    """
+    pixels = area * size * size
+    ratio = math.exp(rng.uniform(-0.4, 0.4))
+    w, h = min(math.sqrt(pixels * ratio), 0.98 * size), min(math.sqrt(pixels / ratio), 0.98 * size)
+    x0, y0 = rng.uniform(0, size - w), rng.uniform(0, size - h)
+    cols = max(1, min(count, round(math.sqrt(count * w / h))))
+    rows = math.ceil(count / cols)
+    slot_w, slot_h = w / cols, h / rows
+    corners = {0, rows * cols - 1}
+    others = [i for i in range(rows * cols) if i not in corners]
+    slots = sorted(corners) + [int(i) for i in rng.choice(others, size=count - len(corners), replace=False)]
+    out = []
+    for n, slot in enumerate(slots):
+        r, c = divmod(slot, cols)
+        tilt = rng.uniform(-MAX_TILT, MAX_TILT)
+        bw, bh = np.ptp(shape_polygon(shape, (0.0, 0.0), 1.0, tilt), axis=0)
+        s = min(slot_w / bw, slot_h / bh) * (1.0 if n < 2 else rng.uniform(0.75, 1.0))
+        # the corner instances touch the rectangle's corners; the others sit anywhere in their slot
+        fx = 0.0 if n == 0 else 1.0 if n == 1 else rng.random()
+        fy = 0.0 if n == 0 else 1.0 if n == 1 else rng.random()
+        cx = x0 + c * slot_w + s * bw / 2 + fx * (slot_w - s * bw)
+        cy = y0 + r * slot_h + s * bh / 2 + fy * (slot_h - s * bh)
+        out.append(
+            _Placed(shape, colour, bool(rng.random() < 0.75), shape_polygon(shape, (cx, cy), s, tilt), s)
+        )
+    return out
 
 
 def _partly_hidden(new: Box, old: Box, most: float = 0.4) -> bool:
@@ -574,29 +615,43 @@ def mosaic(scenes: list[Scene], size: int) -> Scene:
 
 # ---------------------------------------------------------------------------------------------- benchmark items
 
-# The size of the objects the paper localizes: quantiles (0, 5, ..., 100 %) of each ground-truth box's area
-# as a fraction of its image, over the 277 boxes of the 107 real Open Images validation images in
-# ../shared/data (`openimages.box_area_fractions`; tests/test_shapesworld.py recomputes them). The object
-# benchmark draws its queried objects' sizes from this distribution (data/README.md compares the two).
-OPENIMAGES_BOX_AREA_QUANTILES = (
-    0.0006, 0.0069, 0.0088, 0.0109, 0.0154, 0.0211, 0.0279, 0.0352, 0.0456, 0.0546, 0.0723,
-    0.0897, 0.1145, 0.1496, 0.2277, 0.2963, 0.4379, 0.6641, 0.9699, 0.9999, 1.0,
-)  # fmt: skip
+# What the object benchmark's queries look like in the paper's data, measured on the 107 real Open Images
+# validation images in ../shared/data (`openimages.query_box_areas`; tests/test_shapesworld.py recomputes
+# all three): for each image and class, how many boxes the class has, and the area of the box around them
+# all as a fraction of the image. That joint box is the ground truth a grid query is scored against
+# (`GridCell.gt_box`). Lone objects are mostly close-ups; several instances spread over much of the image.
+OPENIMAGES_INSTANCE_COUNTS = {1: 58, 2: 20, 3: 7, 4: 8, 5: 3, 6: 2, 7: 1, 9: 2, 10: 4, 14: 1, 20: 1}
+OPENIMAGES_QUERY_AREA_QUANTILES = {  # quantiles 0, 5, ..., 100 % of the joint box's area
+    "one": (
+        0.0042, 0.0431, 0.0974, 0.2831, 0.4365, 0.5336, 0.5715, 0.6873, 0.7687, 0.859, 0.908,
+        0.9818, 0.9961, 0.9989, 0.9992, 0.9998, 0.9999, 1.0, 1.0, 1.0, 1.0,
+    ),
+    "several": (
+        0.0293, 0.1613, 0.26, 0.3215, 0.3739, 0.445, 0.5091, 0.5442, 0.5538, 0.5999, 0.6384,
+        0.6745, 0.7326, 0.8016, 0.8715, 0.92, 0.9417, 0.966, 0.9765, 0.9977, 0.9998,
+    ),
+}  # fmt: skip
+# A 128-px ShapesWorld cell cannot show twenty recognisable shapes: larger counts are drawn as this many.
+MAX_INSTANCES = 6
 
 
-def benchmark_box_area(rng: np.random.Generator) -> float:
-    """A box area (fraction of the image) drawn from the real Open Images distribution (inverse CDF)."""
-    q = np.linspace(0.0, 1.0, len(OPENIMAGES_BOX_AREA_QUANTILES))
-    return float(np.interp(rng.random(), q, OPENIMAGES_BOX_AREA_QUANTILES))
+def benchmark_query(rng: np.random.Generator) -> tuple[int, float]:
+    """(instances, joint box area) of one object query, drawn from the real Open Images distribution."""
+    counts = np.array(list(OPENIMAGES_INSTANCE_COUNTS))
+    weights = np.array(list(OPENIMAGES_INSTANCE_COUNTS.values()), dtype=float)
+    count = int(rng.choice(counts, p=weights / weights.sum()))
+    quantiles = OPENIMAGES_QUERY_AREA_QUANTILES["one" if count == 1 else "several"]
+    area = float(np.interp(rng.random(), np.linspace(0.0, 1.0, len(quantiles)), quantiles))
+    return min(count, MAX_INSTANCES), area
 
 
 def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: list[str] | None = None,
                  n_objects: tuple[int, int] = (1, 3)) -> list:  # fmt: skip
     """Grid items for the object benchmark: `per_class` scenes per class, each containing that class.
 
-    The queried object's box area follows the real Open Images distribution (`benchmark_box_area`); the
-    other objects are distractors. Every box of the queried class in the scene is ground truth (a scene
-    may hold two red stars).
+    The queried class's instances and the box around them follow the real Open Images queries
+    (`benchmark_query`); the other objects are distractors. Every box of the queried class in the scene is
+    ground truth.
     """
     from .grids import GridItem
 
@@ -605,9 +660,9 @@ def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: li
     for c_idx, label in enumerate(classes or class_names()):
         for k in range(per_class):
             rng = scene_rng(seed, c_idx * 1000 + k, "object-item")
-            area = benchmark_box_area(rng)
+            count, area = benchmark_query(rng)
             sc = object_scene(rng, size=size, n_objects=n_objects, scale=(0.2, 0.5), include=label,
-                              include_area=area)  # fmt: skip
+                              include_area=area, include_count=count)  # fmt: skip
             boxes = tuple(o.box for o in sc.objects if o.label == label)
             out.append(GridItem(f"shapes-{seed}-{c_idx}-{k}", label, boxes, sc.image, sc.size, label in seen,
                                 meta={"objects": len(sc.objects)}))  # fmt: skip
