@@ -101,20 +101,32 @@ def ceiling_saliency_fn(
 
     Each query's map is the share of every target-layer cell that its ground-truth boxes cover (7x7 for an
     RN50-like tower, 14x14 for a ViT-B/16), resized bilinearly to the model's input as a CAM is, and scaled
-    by its maximum (not min-max: an object that fills the frame keeps its whole-image box). It is what a
-    localiser that is never wrong but sees at that resolution would give, so its row shows how much of a
-    method's gap comes from the threshold-and-box step at that grid rather than from the model. It reads
-    the ground truth: a reference row, never a method.
+    by its maximum. It is what a localiser that is never wrong but sees at that resolution would give, so
+    its row shows how much of a method's gap comes from the threshold-and-box step at that grid rather than
+    from the model. It reads the ground truth (under `pixel_union_iou`, every cell of the query's label, as
+    that protocol scores): a reference row, never a method.
     """
     grid_hw = tuple(clip.facts.feature_grid)
     input_hw = tuple(clip.image_size)
 
+    def truth(grid: Grid, cell: int) -> list:
+        if protocol.pixel_union_iou and grid.layout == 2:
+            label = grid.cells[cell].label
+            return [b for c in grid.cells if c.label == label for b in protocol.gt_boxes(c)]
+        return list(protocol.gt_boxes(grid.cells[cell]))
+
     def fn(grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> np.ndarray:
-        masks = np.stack([boxes_to_mask(protocol.gt_boxes(grid.cells[c]), grid.size) for c in cells])
+        masks = np.stack([boxes_to_mask(truth(grid, c), grid.size) for c in cells])
         cover = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(masks.astype(np.float32)), grid_hw)
         maps = torch.nn.functional.interpolate(cover[:, None], size=input_hw, mode="bilinear",
                                                align_corners=False)[:, 0].clamp_min(0)  # fmt: skip
-        return (maps / maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
+        maps = (maps / maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
+        # An object that fills the frame covers every cell: its map is constant, which the box step reads
+        # as "no location". The perfect answer is the whole image, so one pixel is set just below the rest.
+        for m in maps:
+            if m.max() > 0 and m.max() - m.min() <= 1e-6:
+                m[0, 0] = 0.999
+        return maps
 
     return fn
 

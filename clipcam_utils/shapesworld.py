@@ -397,6 +397,8 @@ def object_scene(
     the ones drawn before it (partly hiding them, at most 40 % of the smaller box); otherwise objects keep
     apart. Boxes are always the whole shape's extent, as a human annotator would draw them.
     """
+    if include_count > 1 and (include is None or include_area is None):
+        raise ValueError("include_count > 1 needs include and include_area (the instances' joint box area)")
     lo, hi = (n_objects, n_objects) if isinstance(n_objects, int) else n_objects
     count = int(rng.integers(lo, hi + 1))
     placed: list[_Placed] = []
@@ -457,6 +459,8 @@ def _instance_group(
     A rectangle of that area (aspect ratio within 2:3..3:2, sides capped at 98 %) is placed anywhere and
     cut into a near-square grid of at least `count` slots. Two instances sit flush in its opposite corners,
     so that their joint box is the rectangle; the others take random slots, each at 75-100 % of its slot.
+    Neighbours may touch, as fruit in a bowl does. When a side is capped at 98 %, the other is not
+    lengthened, so a joint box above about 0.9 of a non-square scene comes out smaller than asked.
     """
     pixels = area * size * size
     ratio = math.exp(rng.uniform(-0.4, 0.4))

@@ -272,6 +272,27 @@ def test_ceiling_of_a_half_image_object_is_the_bilinear_box() -> None:
     assert rec.x2[0] == 117.0 and rec.iou[0] == pytest.approx(112 / 117, abs=1e-9)
 
 
+def test_ceiling_keeps_the_whole_image_and_the_orientation_of_non_square_inputs() -> None:
+    """A frame-filling object gives a constant coverage, which must still box the whole image; and a wide
+    image on a 4-row x 8-column grid at a 96 x 160 input boxes its left half, not its top half."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from clipcam_utils.benchmarks import ceiling_saliency_fn
+    from clipcam_utils.evaluation import run_grid_benchmark
+    from clipcam_utils.grids import GridItem, single_image_grids
+
+    geometry = SimpleNamespace(facts=SimpleNamespace(feature_grid=(7, 7)), image_size=(224, 224))
+    whole = GridItem("whole", "thing", ((0.0, 0.0, 300.0, 200.0),), Image.new("RGB", (300, 200)), (300, 200))
+    rec = run_grid_benchmark(ceiling_saliency_fn(geometry), single_image_grids([whole]), 0.2, progress=False)
+    assert rec.iou[0] == pytest.approx(1.0)
+    left = GridItem("left", "thing", ((0.0, 0.0, 200.0, 200.0),), Image.new("RGB", (400, 200)), (400, 200))
+    wide = SimpleNamespace(facts=SimpleNamespace(feature_grid=(4, 8)), image_size=(96, 160))
+    rec = run_grid_benchmark(ceiling_saliency_fn(wide), single_image_grids([left]), 0.2, progress=False)
+    assert (rec.y1[0], rec.y2[0]) == (0.0, 200.0) and rec.x2[0] < 260 and rec.iou[0] > 0.75
+
+
 def test_ceiling_rows_sit_beside_clipcam_and_name_their_geometry(tmp_path, capsys) -> None:
     rc, out, err = _bench(capsys, "objects", "--grids", "4", "--model", "shapes-rn", "shapes-vit", "--ceiling",
                           "--out", str(tmp_path))  # fmt: skip
