@@ -249,7 +249,7 @@ def run_grid_benchmark(
         if path is not None:
             _check_settings(path, beta, protocol)
             previous, done = _done_keys(path)
-            _check_same_items(previous, grids, path)
+            _check_same_items(previous, grids, path, protocol)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnknownWordsWarning)
             return _run_grids(saliency_fn, grids, beta, protocol, path, progress, text_fn, on_result, previous,
@@ -343,13 +343,30 @@ def _run_grids(
     return pd.concat(frames, ignore_index=True) if frames else fresh
 
 
-def _check_same_items(previous: pd.DataFrame, grids: Sequence[Grid], path: Path) -> None:
-    expected = {(g.grid_id, c.cell): c.item_id for g in grids for c in g.cells}
-    for gid, cell, item in zip(previous.grid_id, previous.cell, previous.item_id.astype(str), strict=True):
-        if (gid, cell) in expected and expected[(gid, cell)] != item:
+def _check_same_items(
+    previous: pd.DataFrame, grids: Sequence[Grid], path: Path, protocol: Protocol = PAPER_PROTOCOL
+) -> None:
+    """Refuse to resume from records of other grids: another item in a cell, or the same item with another
+    ground truth (a regenerated scene or a corrected annotation keeps its id but not its box)."""
+    expected = {(g.grid_id, c.cell): c for g in grids for c in g.cells}
+    gt_cols = ["gt_x1", "gt_y1", "gt_x2", "gt_y2"]
+    for row in previous.itertuples(index=False):
+        cell = expected.get((row.grid_id, row.cell))
+        if cell is None:
+            continue
+        if cell.item_id != str(row.item_id):
             raise ValueError(
-                f"{path} holds results for other grids (grid {gid} cell {cell} was {item}, now "
-                f"{expected[(gid, cell)]}); use the same seed and data to resume, or another --out"
+                f"{path} holds results for other grids (grid {row.grid_id} cell {row.cell} was {row.item_id}, "
+                f"now {cell.item_id}); use the same seed and data to resume, or another --out"
+            )
+        truth = union_box(protocol.gt_boxes(cell))
+        now = np.array(truth if truth is not None else (np.nan,) * 4, dtype=float)
+        before = np.array([getattr(row, c) for c in gt_cols], dtype=float)
+        if not np.allclose(before, now, atol=1e-3, equal_nan=True):
+            raise ValueError(
+                f"{path} holds results for other scenes: grid {row.grid_id} cell {row.cell} ({cell.item_id}) had "
+                f"the ground truth {[round(float(v), 1) for v in before]}, now {[round(float(v), 1) for v in now]} "
+                "(the data or the scene generator changed); rerun into another --out (those records are kept)"
             )
 
 

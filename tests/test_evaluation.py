@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,6 +182,19 @@ def test_resume_after_interruption_and_torn_line(tmp_path) -> None:
     other = [make_grid(0, [_item(90 + i, f"c{i}") for i in range(4)], 100)]
     with pytest.raises(ValueError, match="other grids"):
         run_grid_benchmark(counted, other, 0.5, out=out, progress=False)
+    # The same items with another ground truth (a regenerated scene keeps its id) are refused too: resuming
+    # would mix records of the old scenes into the new table without a word.
+    moved = [
+        make_grid(
+            g,
+            [dataclasses.replace(_item(4 * g + i, f"c{i}"), boxes=((1, 2, 30, 40),)) for i in range(4)],
+            100,
+        )
+        for g in range(4)
+    ]
+    with pytest.raises(ValueError, match="other scenes"):
+        run_grid_benchmark(counted, moved, 0.5, out=out, progress=False)
+    assert calls == [0, 1, 2, 3] and len(pd.read_csv(out)) == 16  # nothing computed, nothing written
 
 
 def test_action_records_use_the_protocol_ground_truth() -> None:
