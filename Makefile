@@ -58,17 +58,17 @@ table-extended: setup
 # leaves out/figures/<name>.txt.part to read. The commands write the --out folders that the docs name, and a
 # bench run refuses a folder of records from other checkpoints: move out/bench aside first. The tuned-β
 # rows use the β that the validation sweep (out/figures/beta-sweep.txt) chose; pass the new ones, e.g.
-# `make figures TUNED_RN=0.5 TUNED_VIT=0.6 TUNED_CNN=0.3 TUNED_VITB=0.5`.
+# `make figures TUNED_RN=0.5 TUNED_VIT=0.6 TUNED_CNN=0.2 TUNED_VITB=0.5`.
 FIG := out/figures
 RUN := OMP_NUM_THREADS=1 $(PY) -m clipcam_utils
 GRID := --grids 64 --seed 0 --no-progress
 CLIPS := --model shapes-rn shapes-vit
 TUNED_RN ?= 0.5
 TUNED_VIT ?= 0.6
-TUNED_CNN ?= 0.3
+TUNED_CNN ?= 0.2
 TUNED_VITB ?= 0.5
 SWEEP := 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9
-SWEEP_B := 0.3 0.5 0.7 0.8 0.9
+SWEEP_B := 0.2 0.3 0.5 0.7 0.8 0.9
 # Longest first, so that -j2 finishes early.
 FIGURES := extended-objects extended-single extended-actions eval-shapes beta-sweep table1 table3 single \
 	chefer ceiling ceiling-real tuned-beta options-objects options-actions real demo

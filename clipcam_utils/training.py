@@ -674,7 +674,7 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
 
 BASELINES: dict[str, TrainConfig] = {
     "shapes-cnn-objects": TrainConfig(name="shapes-cnn-objects", tower="resnet", image_size=RN_SIZE, scene_size=RN_SIZE, rn_width=16,
-                                      steps=200, batch_size=64, task="object-baseline", pool_size=8000),
+                                      steps=1000, batch_size=64, task="object-baseline", pool_size=8000),
     "shapes-vit-objects": TrainConfig(name="shapes-vit-objects", tower="vit", image_size=VIT_SIZE, scene_size=VIT_SIZE, steps=160, batch_size=64,
                                       lr=5e-4, warmup=20, task="object-baseline", pool_size=8000, vit_stem=VIT_STEM,
                                       init=INIT["shapes-vit-objects"][0], init_sha256=INIT["shapes-vit-objects"][1]),
