@@ -112,7 +112,7 @@ INIT = {
         "dfd8d861a2e313ed55fd26cea31226fe12e38d023cf21737ec2fa462cd39fc77",
     ),
     # The ViT baselines too: from scratch, a tiny ViT learns shape slowly (see ConvStem). The ResNet
-    # baselines learn it in a few hundred steps and start from scratch at their full size.
+    # baselines start from scratch at their full size (steps in BASELINES; data/README.md says why).
     "shapes-vit-objects": (
         "init/shapes-vit-objects-64px.pt",
         "094baf8d39b9fd37286b2c385d185d5c59106c7c1827d83b6603286718044b67",

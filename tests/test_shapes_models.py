@@ -90,7 +90,7 @@ def test_baselines_load_with_seen_classes_only(name) -> None:
 
 def test_cnn_object_baseline_is_not_a_strawman(grids) -> None:
     """Table 1 needs a baseline that localizes: on these 16 grids the 1,000-step file scores mIoU 0.363 with
-    12.5 % empty maps; the earlier 200-step one scored 0.065 with 68.8 % empty (data/README.md)."""
+    12.5 % empty maps; the earlier 200-step one scored 0.065 with 68.8 % empty (notebook 03 before commit 23d229e)."""
     clf = load_shapes_baseline("shapes-cnn-objects")
     fn = baseline_saliency_fn(clf, clf.default_beta)
     result = summarize(run_grid_benchmark(fn, grids, clf.default_beta, Protocol(), progress=False))
