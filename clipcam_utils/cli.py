@@ -461,13 +461,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run CLIPCAM on a ShapesWorld scene (the offline default)")
     _add_model_args(p)
     p.add_argument("--cam", default="gradcam", help=", ".join(method_names()))
-    p.add_argument("--beta", type=float, default=None)
+    p.add_argument(
+        "--beta", type=float, default=None, help="threshold in [0, 1] (default: the model's, as in the paper)"
+    )
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--out", default="out/demo")
+    p.add_argument("--out", default="out/demo", help="folder for the scene, the overlays and demo.json")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train-shapes", help="retrain the ShapesWorld checkpoints in data/models")
-    p.add_argument("--out", default="data/models")
+    p.add_argument(
+        "--out", default="data/models", help="folder for the checkpoints and their resumable state"
+    )
     p.add_argument("--only", default=None, help="train one checkpoint (e.g. shapes-vit)")
     p.add_argument(
         "--steps-scale", type=float, default=1.0, help="multiply every step count (for quick trials)"
