@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers_core import real_clip_cache, rel_max_diff, scene_image, tiny_clip, torch_threads
+from helpers_core import real_clip_cache, rel_max_diff, scene_image, tiny_clip
 from pytorch_grad_cam.utils.image import scale_cam_image
 
 from clipcam_utils import cams, methods, models
@@ -26,10 +26,7 @@ VIT_ONLY = ["chefer", "clipsurgery", "gradeclip", "gem", "legrad"]
 TEXTS = ["a red circle", "a blue square"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from helpers_core import NONZERO_PROMPT, real_clip_cache, rel_max_diff, scene_image, tiny_clip, torch_threads
+from helpers_core import NONZERO_PROMPT, real_clip_cache, rel_max_diff, scene_image, tiny_clip
 from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 
@@ -19,10 +19,7 @@ TEXTS = ["a red circle", "a blue square", "someone is touching"]
 ONE_SCORE = np.zeros(1, np.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from helpers_core import (
     tiny_clip,
     tiny_model_cfg,
     tiny_tokenizer,
-    torch_threads,
     wrap,
 )
 
@@ -26,10 +25,7 @@ from clipcam_utils import cams, gradients, models, training
 TEXTS = ["a red circle", "a blue square", "someone is touching", "a green star", "red", "a photo of a cross"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

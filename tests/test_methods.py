@@ -5,16 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers_core import scene_image, tiny_clip, torch_threads
+from helpers_core import scene_image, tiny_clip
 
 from clipcam_utils import cams, methods, models
 from clipcam_utils.cli import main
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

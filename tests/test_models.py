@@ -19,7 +19,6 @@ from helpers_core import (
     sequence_first,
     tiny_clip,
     tiny_model_cfg,
-    torch_threads,
 )
 from PIL import Image
 from torch import nn
@@ -27,11 +26,7 @@ from torch import nn
 from clipcam_utils import cams, models
 from clipcam_utils.models import ArchFacts, ViTTokensToMap, WeightsUnavailableError, load_clip
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

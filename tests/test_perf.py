@@ -6,16 +6,11 @@ import argparse
 
 import numpy as np
 import pytest
-from helpers_core import torch_threads
 
 from clipcam_utils import perf
 from clipcam_utils.cams import reference_clipcam
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_plain_usage_runs_the_model_as_loaded_and_gives_the_reference_maps() -> None:

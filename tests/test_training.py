@@ -9,16 +9,12 @@ import signal
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers_core import TINY_VIT, TINY_VIT_STEM, scene_image, tiny_model_cfg, torch_threads
+from helpers_core import TINY_VIT, TINY_VIT_STEM, scene_image, tiny_model_cfg
 
 from clipcam_utils import models, training
 from clipcam_utils import shapesworld as sw
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_multi_positive_loss_is_clips_loss_with_one_positive_each() -> None:
