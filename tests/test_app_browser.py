@@ -159,7 +159,11 @@ def dataset(tmp_path: Path):
 
 
 def _server_processes(port: int) -> list:
-    """FiftyOne App servers started by this test process on `port` (children only, matched by port)."""
+    """FiftyOne App processes started by this test process on `port`: the service wrapper and the server.
+
+    Matched by the port alone, among this process's descendants: the server itself runs as
+    ``python main.py --port N`` from FiftyOne's folder, so no word of its command line names FiftyOne.
+    """
     import psutil
 
     found = []
@@ -168,7 +172,7 @@ def _server_processes(port: int) -> list:
             cmdline = child.cmdline()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if any("fiftyone" in part for part in cmdline) and str(port) in cmdline:
+        if str(port) in cmdline:
             found.append(child)
     return found
 
@@ -192,8 +196,12 @@ def wait_for_server(port: int, timeout: float = SERVER_TIMEOUT) -> None:
         time.sleep(0.5)
 
 
-def end_server(port: int) -> None:
-    """Kill the App servers this test process started on `port`, tolerating ones that are already gone."""
+def end_server(port: int, timeout: float = 30.0) -> None:
+    """Kill the App processes this test process started on `port`, then check that nothing serves it any more.
+
+    Killing only FiftyOne's service wrapper would orphan the server, which keeps its port and about 1 GB of
+    memory after the test run ends.
+    """
     import psutil
 
     for proc in _server_processes(port):
@@ -202,6 +210,17 @@ def end_server(port: int) -> None:
             proc.wait(timeout=10)
         except (psutil.NoSuchProcess, psutil.TimeoutExpired):  # gone already, or reaped by its own parent
             pass
+    deadline = time.monotonic() + timeout
+    while _port_open(port):
+        assert time.monotonic() < deadline, f"an App server still answers on port {port} after the test"
+        time.sleep(0.25)
+
+
+def _port_open(port: int) -> bool:
+    """Whether something accepts connections on localhost `port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
