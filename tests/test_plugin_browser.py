@@ -68,9 +68,11 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, 
         yield port, ds
     finally:
         # The server imported torch for the plugin and stops slowly when asked; end it first, then the session.
-        app_test.end_server(port)
-        session.close()
-        ds.delete()
+        try:
+            app_test.end_server(port)
+        finally:
+            session.close()
+            ds.delete()
 
 
 class Page:
