@@ -71,7 +71,7 @@ SWEEP := 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9
 SWEEP_B := 0.2 0.3 0.5 0.7 0.8 0.9
 # Longest first, so that -j2 finishes early.
 FIGURES := extended-objects extended-single extended-actions eval-shapes beta-sweep table1 table3 single \
-	chefer ceiling ceiling-real tuned-beta options-objects options-actions real demo
+	chefer ceiling ceiling-real tuned-beta options-objects options-actions real demo failures
 figures: $(FIGURES:%=$(FIG)/%.txt)
 	@echo "every figure's output is in $(FIG)/; paste each into the section that names its command"
 
@@ -93,6 +93,10 @@ fig-eval-shapes:
 fig-table1:
 	$(RUN) bench objects $(CLIPS) --cam gradcam --baseline shapes-cnn-objects shapes-vit-objects --randomized \
 	  $(GRID) --out out/bench/paper
+# The failure taxonomy of Table 1's runs: reads the records that table1 wrote, so it waits for it.
+$(FIG)/failures.txt: $(FIG)/table1.txt
+fig-failures:
+	$(RUN) failures out/bench/paper/objects-shapes-*-gradcam.csv
 fig-table3:
 	$(RUN) bench actions $(CLIPS) --cam gradcam --baseline shapes-cnn-relations shapes-vit-relations \
 	  --randomized $(GRID) --out out/bench/paper-actions

@@ -28,6 +28,7 @@ the same label is a "wrong cell", as the box protocol scores it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +214,71 @@ def failure_counts(classified: pd.DataFrame) -> pd.DataFrame:
     table["share"] = [np.nan if c == CORRECT else (n / misses if misses else 0.0)
                       for c, n in zip(table.category, table["count"], strict=True)]  # fmt: skip
     return table
+
+
+def bench_records(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The records of one `bench --out` run and its settings (the `.json` bench writes beside the CSV).
+
+    Read only: unlike a resumed bench run, nothing is repaired in place. A file with bad or repeated records
+    is refused with a message saying how to repair it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no records file at {path}; give a CSV that `bench --out <folder>` wrote")
+    manifest = path.with_suffix(".json")
+    if not manifest.is_file():
+        raise ValueError(f"{path} has no {manifest.name} beside it, so it is not a bench records file (bench "
+                         "writes both); give the records of a `bench --out <folder>` run")  # fmt: skip
+    try:
+        settings = json.loads(manifest.read_text())
+        records = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} or its {manifest.name} cannot be read ({err}); rerun the same bench command "
+                         "with the same --out, which repairs damaged records") from err  # fmt: skip
+    needed = ("kind", "data", "grids", "seed")
+    if not isinstance(settings, dict) or any(k not in settings for k in needed):
+        raise ValueError(f"{manifest} lacks the bench settings {list(needed)}; it was not written by bench")
+    _check_records(records)
+    if records.duplicated(["grid_id", "cell"]).any():
+        raise ValueError(f"{path} holds a query twice; rerun the same bench command with the same --out, which "
+                         "moves the repeats to a quarantine file")  # fmt: skip
+    return records, settings
+
+
+def failures_of_run(
+    path: str | Path, root: str | Path | None = None, images: str | Path | None = None,
+    rules: TaxonomyRules = TaxonomyRules(),
+) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """`classify_failures` on a saved bench run, its grids rebuilt from the run's settings.
+
+    The grids are built again with `benchmarks.bench_grids` (seeded, so the same ones); `root`/`images` are the
+    real data the run used. Every record must name the item its grid holds in that cell: records from other
+    data are refused rather than scored against the wrong geometry. The records know only the queried
+    objects, so a box that merges the target with a distractor in its own cell counts as "box too large".
+    """
+    from .benchmarks import bench_grids
+
+    records, settings = bench_records(path)
+    grids, _ = bench_grids(settings["kind"], settings["data"], int(settings["grids"]), int(settings["seed"]),
+                           root, images)  # fmt: skip
+    items = {(int(g.grid_id), int(c.cell)): c.item_id for g in grids for c in g.cells}
+    for row in records.itertuples(index=False):
+        key = (int(row.grid_id), int(row.cell))
+        if items.get(key) != str(row.item_id):
+            raise ValueError(
+                f"{path}: grid {key[0]} cell {key[1]} is {row.item_id!r} in the records but "
+                f"{items.get(key)!r} in the rebuilt grids; pass the --root/--images that the bench run used"
+            )
+    return classify_failures(records, grids=grids, rules=rules), settings
+
+
+def failure_summary(classified: pd.DataFrame) -> dict[str, float]:
+    """Box-size measures of a classified run: median box / ground-truth area, mean ground truth covered."""
+    return {
+        "median box / ground-truth area": float(np.nanmedian(classified["area_ratio"]))
+        if classified["area_ratio"].notna().any() else float("nan"),
+        "ground truth inside the box (mean)": float(classified["gt_covered"].mean()),
+    }  # fmt: skip
 
 
 def failure_examples(

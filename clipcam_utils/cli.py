@@ -336,6 +336,66 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _records_files(paths: list[str]) -> list[Path]:
+    """Records CSVs named directly, or every one in a named bench folder (its summaries left out)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.glob("*.csv")
+                           if not f.name.startswith("summary-") and f.with_suffix(".json").is_file())  # fmt: skip
+            if not found:
+                raise FileNotFoundError(
+                    f"{p} holds no bench records (a CSV with its .json); give a bench --out folder"
+                )
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p} not found; give bench records (CSV) or a bench --out folder")
+    return files
+
+
+def cmd_failures(args) -> int:
+    """The failure taxonomy of saved bench runs: how many queries miss, and why (analysis module docstring)."""
+    import pandas as pd
+
+    from .analysis import CORRECT, failure_counts, failure_summary, failures_of_run
+    from .evaluation import format_table
+
+    columns, boxes_only = {}, []
+    for path in _records_files(args.records):
+        classified, settings = failures_of_run(path, args.root, args.images)
+        # Model names already say CLIP, randomised copy or baseline; the method only when two runs share them.
+        name = f"{settings.get('model', path.stem)} {settings.get('cam', '')}".strip()
+        if name in columns:
+            name = f"{settings.get('method', '')} {name}".strip()
+        if name in columns:
+            name = f"{name} ({path.parent.name}/{path.name})"
+        counts = failure_counts(classified).set_index("category")
+        col = {"queries": str(len(classified))}
+        col |= {c: (f"{int(n)}" if c == CORRECT else f"{int(n)} ({share:.0%})")
+                for c, n, share in zip(counts.index, counts["count"], counts["share"], strict=True)}  # fmt: skip
+        col |= {k: f"{v:.2f}" for k, v in failure_summary(classified).items()}
+        columns[name] = col
+        options = settings.get("protocol", {})
+        if options.get("pixel_union_iou") or options.get("raw_mask_iou"):
+            boxes_only.append(name)
+        print(f"{path}: {settings['kind']} on {settings['data']}, {settings['grids']} grids, seed {settings['seed']}, "
+              f"beta {settings.get('beta')}")  # fmt: skip
+    table = pd.DataFrame(columns)  # rows in the order each column was built
+    print(
+        "\nfailure taxonomy: correct at IoU >= 0.5; each miss in the first category that fits, its share of "
+        "the misses in brackets"
+    )
+    print(format_table(table.rename_axis("category").reset_index()))
+    if boxes_only:
+        print(
+            f"note: {', '.join(boxes_only)} scored IoU on pixel unions or raw masks; the categories describe "
+            "the single box around the map"
+        )
+    return 0
+
+
 def _interrupted(args, runs, out: Path) -> int:
     """Ctrl-C: say what is safe on disk and the command that resumes; exit code 130."""
     from .runfiles import count_records
@@ -492,6 +552,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_shapes)
 
     add_bench_parser(sub)
+    p = sub.add_parser("failures", help="why queries of saved bench runs miss: the failure taxonomy per run",
+                       description="Classify every query of saved bench runs (records CSVs, or bench --out "
+                       "folders) into the failure taxonomy of clipcam_utils.analysis and print one column per "
+                       "run. The grids are rebuilt from each run's settings; nothing is rerun or changed.")  # fmt: skip
+    p.add_argument("records", nargs="+", help="records CSVs or bench --out folders")
+    p.add_argument(
+        "--root", default=None, help="the real data folder the bench run used (--data openimages/hicodet)"
+    )
+    p.add_argument("--images", default=None, help="the HICO-DET image folder the bench run used")
+    p.set_defaults(func=cmd_failures)
     add_perf_parser(sub)
     add_finetune_parser(sub)
     add_fiftyone_plugin_parser(sub)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -311,3 +312,60 @@ def test_ceiling_rows_sit_beside_clipcam_and_name_their_geometry(tmp_path, capsy
     # The finer ViT grid gives tighter boxes than the ResNet's 7x7, and both point at the right cell.
     assert got["shapes-vit"]["miou_all"] > got["shapes-rn"]["miou_all"] + 0.1
     assert got["shapes-vit"]["acc_all"] == 1.0 and got["shapes-rn"]["acc_all"] >= 0.9
+
+
+def test_failures_classifies_saved_runs_without_touching_them(tmp_path, capsys) -> None:
+    from clipcam_utils.analysis import CATEGORIES, classify_failures
+
+    rc, _, err = _bench(capsys, "objects", "--grids", "3", "--seed", "2", "--model", "shapes-rn", "shapes-vit",
+                        "--out", str(tmp_path))  # fmt: skip
+    assert rc == 0, err
+    files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    rc = cli.main(["failures", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files  # read only
+    # Each column is classify_failures on the records against the same (rebuilt) grids.
+    grids, _ = bench_grids("objects", "shapes", 3, seed=2)
+    printed = {}
+    for line in out.splitlines():
+        name = next((c for c in CATEGORIES if line.strip().startswith(c)), None)
+        if name is not None:
+            printed[name] = [int(n) for n in re.findall(r"(\d+)(?: \(\d+%\))?", line.strip()[len(name) :])]
+    assert list(printed) == list(CATEGORIES)
+    for k, model in enumerate(("shapes-rn", "shapes-vit")):  # columns in file-name order
+        records = pd.read_csv(tmp_path / f"objects-shapes-clipcam-{model}-gradcam.csv")
+        counts = classify_failures(records, grids=grids)["category"].value_counts()
+        assert [printed[c][k] for c in CATEGORIES] == [int(counts.get(c, 0)) for c in CATEGORIES]
+        assert printed["correct"][k] == int((records.iou >= 0.5).sum())
+    assert "median box / ground-truth area" in out and "queries" in out and " 12 " in out
+
+
+def test_failures_refuses_records_it_cannot_place(tmp_path, capsys) -> None:
+    rc, _, err = _bench(capsys, "objects", "--grids", "1", "--seed", "0", "--model", "shapes-rn",
+                        "--out", str(tmp_path))  # fmt: skip
+    assert rc == 0, err
+    csv = tmp_path / "objects-shapes-clipcam-shapes-rn-gradcam.csv"
+    records = pd.read_csv(csv)
+    # Records whose items are not the rebuilt grids' (other data, other seed): refused, not mis-scored.
+    other = tmp_path / "other"
+    other.mkdir()
+    records.assign(item_id="shapes-9-9-9").to_csv(other / csv.name, index=False)
+    (other / csv.with_suffix(".json").name).write_bytes(csv.with_suffix(".json").read_bytes())
+    rc = cli.main(["failures", str(other)])
+    assert rc == 2 and "rebuilt grids" in capsys.readouterr().err
+    # A query recorded twice: refused with the way to repair it, the file left as it was.
+    doubled = pd.concat([records, records.iloc[:1]])
+    doubled.to_csv(other / csv.name, index=False)
+    before = (other / csv.name).read_bytes()
+    rc = cli.main(["failures", str(other / csv.name)])
+    assert rc == 2 and "same --out" in capsys.readouterr().err
+    assert (other / csv.name).read_bytes() == before
+    # A CSV without bench's settings beside it, and a folder without records.
+    (other / csv.with_suffix(".json").name).unlink()
+    rc = cli.main(["failures", str(other / csv.name)])
+    assert rc == 2 and "not a bench records file" in capsys.readouterr().err
+    rc = cli.main(["failures", str(other)])
+    assert rc == 2 and "holds no bench records" in capsys.readouterr().err
+    rc = cli.main(["failures", str(tmp_path / "missing.csv")])
+    assert rc == 2 and "not found" in capsys.readouterr().err
