@@ -245,6 +245,20 @@ def bench_records(path: str | Path) -> tuple[pd.DataFrame, dict]:
     return records, settings
 
 
+def grid_context(grids: Sequence[Grid]) -> dict[tuple[int, int], list[Box]]:
+    """`classify_failures`'s `context`: each cell's other objects (`GridItem.other_boxes`), in grid pixels."""
+    from .grids import remap_box
+
+    out: dict[tuple[int, int], list[Box]] = {}
+    for g in grids:
+        for k, item in enumerate(g.items):
+            if item.other_boxes:
+                boxes = item.other_boxes if g.layout == 1 else [remap_box(b, item.size, k, g.cell_size)
+                                                                 for b in item.other_boxes]  # fmt: skip
+                out[(int(g.grid_id), k)] = list(boxes)
+    return out
+
+
 def failures_of_run(
     path: str | Path, root: str | Path | None = None, images: str | Path | None = None,
     rules: TaxonomyRules = TaxonomyRules(),
@@ -253,8 +267,8 @@ def failures_of_run(
 
     The grids are built again with `benchmarks.bench_grids` (seeded, so the same ones); `root`/`images` are the
     real data the run used. Every record must name the item its grid holds in that cell: records from other
-    data are refused rather than scored against the wrong geometry. The records know only the queried
-    objects, so a box that merges the target with a distractor in its own cell counts as "box too large".
+    data are refused rather than scored against the wrong geometry. The other objects in each cell come from
+    the rebuilt items (`grid_context`): ShapesWorld distractors and Open Images boxes of other classes.
     """
     from .benchmarks import bench_grids
 
@@ -269,7 +283,7 @@ def failures_of_run(
                 f"{path}: grid {key[0]} cell {key[1]} is {row.item_id!r} in the records but "
                 f"{items.get(key)!r} in the rebuilt grids; pass the --root/--images that the bench run used"
             )
-    return classify_failures(records, grids=grids, rules=rules), settings
+    return classify_failures(records, grids=grids, context=grid_context(grids), rules=rules), settings
 
 
 def failure_summary(classified: pd.DataFrame) -> dict[str, float]:

@@ -41,6 +41,8 @@ class GridItem:
     seen: bool | None = None
     group: str | None = None  # e.g. the object of an action; grids can require distinct groups
     object_boxes: tuple[Box, ...] = ()  # actions: the object's box alone (official ground truth)
+    # Other objects in the image (not the queried label): distractors the failure taxonomy can name.
+    other_boxes: tuple[Box, ...] = ()
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     def load(self) -> Image.Image:
@@ -269,8 +271,10 @@ def openimages_items(records: Iterable, seen: Callable[[str], bool | None] | Non
     out = []
     for rec in records:
         for label in rec.labels:
+            others = tuple(b for other in rec.labels if other != label for b in rec.boxes_for(other))
             out.append(GridItem(f"{rec.image_id}:{label}", label, rec.boxes_for(label), Path(rec.image_path),
-                                tuple(rec.size), seen(label), meta={"image_id": rec.image_id}))  # fmt: skip
+                                tuple(rec.size), seen(label), other_boxes=others,
+                                meta={"image_id": rec.image_id}))  # fmt: skip
     return out
 
 

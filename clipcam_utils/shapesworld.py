@@ -668,8 +668,9 @@ def object_items(per_class: int = 4, seed: int = 0, size: int = 128, classes: li
             sc = object_scene(rng, size=size, n_objects=n_objects, scale=(0.2, 0.5), include=label,
                               include_area=area, include_count=count)  # fmt: skip
             boxes = tuple(o.box for o in sc.objects if o.label == label)
+            others = tuple(o.box for o in sc.objects if o.label != label)
             out.append(GridItem(f"shapes-{seed}-{c_idx}-{k}", label, boxes, sc.image, sc.size, label in seen,
-                                meta={"objects": len(sc.objects)}))  # fmt: skip
+                                other_boxes=others, meta={"objects": len(sc.objects)}))  # fmt: skip
     return out
 
 

@@ -3,6 +3,7 @@ plots, and the FiftyOne error views."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +15,7 @@ from PIL import Image
 from clipcam_utils import analysis as an
 from clipcam_utils.boxes import box_iou
 from clipcam_utils.evaluation import RECORD_COLUMNS
-from clipcam_utils.grids import GridItem, make_grid
+from clipcam_utils.grids import GridItem, make_grid, single_image_grids
 
 matplotlib.use("Agg")
 
@@ -127,6 +128,19 @@ def test_geometry_from_grids_matches_cell_size(classified: pd.DataFrame) -> None
     pd.testing.assert_series_equal(from_grids["category"], classified["category"])
     with pytest.raises(ValueError, match="not in `grids`"):
         an.classify_failures(make_records(), grids=grids[:2])
+
+
+def test_grid_context_is_each_items_other_objects_in_grid_pixels() -> None:
+    grids = make_grids()
+    g0 = grids[0]
+    # the cell-3 distractor of CONTEXT, given in its item's own pixels
+    item = dataclasses.replace(g0.items[3], other_boxes=((10.0, 10.0, 40.0, 40.0),))
+    grids[0] = make_grid(0, [*g0.items[:3], item], CELL)
+    assert an.grid_context(grids) == {(0, 3): [(110.0, 110.0, 140.0, 140.0)]}
+    out = an.classify_failures(make_records(), grids=grids, context=an.grid_context(grids))
+    assert out["category"].tolist() == [c[-1] for c in CASES]
+    # single images keep their own pixels
+    assert an.grid_context(single_image_grids([item])) == {(0, 0): [(10.0, 10.0, 40.0, 40.0)]}
 
 
 def test_single_images_have_no_wrong_cell() -> None:

@@ -315,7 +315,7 @@ def test_ceiling_rows_sit_beside_clipcam_and_name_their_geometry(tmp_path, capsy
 
 
 def test_failures_classifies_saved_runs_without_touching_them(tmp_path, capsys) -> None:
-    from clipcam_utils.analysis import CATEGORIES, classify_failures
+    from clipcam_utils.analysis import CATEGORIES, classify_failures, grid_context
 
     rc, _, err = _bench(capsys, "objects", "--grids", "3", "--seed", "2", "--model", "shapes-rn", "shapes-vit",
                         "--out", str(tmp_path))  # fmt: skip
@@ -325,7 +325,7 @@ def test_failures_classifies_saved_runs_without_touching_them(tmp_path, capsys) 
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files  # read only
-    # Each column is classify_failures on the records against the same (rebuilt) grids.
+    # Each column is classify_failures on the records against the same (rebuilt) grids and their distractors.
     grids, _ = bench_grids("objects", "shapes", 3, seed=2)
     printed = {}
     for line in out.splitlines():
@@ -335,9 +335,16 @@ def test_failures_classifies_saved_runs_without_touching_them(tmp_path, capsys) 
     assert list(printed) == list(CATEGORIES)
     for k, model in enumerate(("shapes-rn", "shapes-vit")):  # columns in file-name order
         records = pd.read_csv(tmp_path / f"objects-shapes-clipcam-{model}-gradcam.csv")
-        counts = classify_failures(records, grids=grids)["category"].value_counts()
+        counts = classify_failures(records, grids=grids, context=grid_context(grids))[
+            "category"
+        ].value_counts()
         assert [printed[c][k] for c in CATEGORIES] == [int(counts.get(c, 0)) for c in CATEGORIES]
         assert printed["correct"][k] == int((records.iou >= 0.5).sum())
+    # On these grids one shapes-rn box spans its object and a distractor of the same cell: "several instances"
+    # only because the distractors are known (without them it would be "box too large").
+    records = pd.read_csv(tmp_path / "objects-shapes-clipcam-shapes-rn-gradcam.csv")
+    alone = classify_failures(records, grids=grids)["category"].value_counts()
+    assert printed["several instances"][0] == alone["several instances"] + 1
     assert "median box / ground-truth area" in out and "queries" in out and " 12 " in out
 
 

@@ -230,6 +230,9 @@ def test_items_from_dataset_records(tmp_path) -> None:
         items["orange"].boxes == ((0.0, 0.0, 10.0, 10.0), (20.0, 20.0, 40.0, 40.0)) and items["orange"].seen
     )
     assert items["bicycle"].seen is False and items["orange"].item_id == "img1:orange"
+    # the other classes' boxes are each item's distractors (the failure taxonomy's context)
+    assert items["orange"].other_boxes == ((50.0, 50.0, 60.0, 60.0),)
+    assert items["bicycle"].other_boxes == items["orange"].boxes
     human, obj = (10.0, 10.0, 50.0, 90.0), (40.0, 60.0, 120.0, 95.0)
     one = InteractionRecord(
         "h1", tmp_path / "h1.jpg", (160, 100), (Interaction(human, obj, "carry", "bicycle", 1),), "hicodet"

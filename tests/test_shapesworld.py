@@ -106,6 +106,11 @@ def test_benchmark_items() -> None:
     items = sw.object_items(per_class=1, seed=0, size=96, classes=["red star", "blue circle"])
     assert [it.label for it in items] == ["red star", "blue circle"]
     assert items[0].seen == ("red star" in sw.seen_classes())
+    many = sw.object_items(per_class=2, seed=0, size=96)
+    assert any(it.other_boxes for it in many)
+    for it in many:  # every object of the scene is either the query's ground truth or a distractor
+        assert len(it.boxes) + len(it.other_boxes) == it.meta["objects"]
+        assert not set(it.boxes) & set(it.other_boxes)
     rel = sw.interaction_items(per_relation=1, seed=0, size=96, relations=["inside"])[0]
     assert rel.boxes == (union_box([rel.meta["subject_box"], rel.meta["object_box"]]),)
 
