@@ -362,11 +362,14 @@ def cmd_failures(args) -> int:
     from .analysis import CORRECT, failure_counts, failure_summary, failures_of_run
     from .evaluation import format_table
 
+    runs = [(path, *failures_of_run(path, args.root, args.images)) for path in _records_files(args.records)]
+    # Model names already say CLIP, randomised copy or baseline; add what else tells two columns apart.
+    several_benches = len({(s["kind"], s["data"]) for _, _, s in runs}) > 1
     columns, boxes_only = {}, []
-    for path in _records_files(args.records):
-        classified, settings = failures_of_run(path, args.root, args.images)
-        # Model names already say CLIP, randomised copy or baseline; the method only when two runs share them.
+    for path, classified, settings in runs:
         name = f"{settings.get('model', path.stem)} {settings.get('cam', '')}".strip()
+        if several_benches:
+            name = f"{settings['kind']} {settings['data']}: {name}"
         if name in columns:
             name = f"{settings.get('method', '')} {name}".strip()
         if name in columns:

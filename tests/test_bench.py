@@ -346,6 +346,16 @@ def test_failures_classifies_saved_runs_without_touching_them(tmp_path, capsys) 
     alone = classify_failures(records, grids=grids)["category"].value_counts()
     assert printed["several instances"][0] == alone["several instances"] + 1
     assert "median box / ground-truth area" in out and "queries" in out and " 12 " in out
+    # Runs of different benchmarks side by side: each column says which.
+    rc, _, err = _bench(
+        capsys, "actions", "--grids", "1", "--model", "shapes-rn", "--out", str(tmp_path / "act")
+    )
+    assert rc == 0, err
+    assert cli.main(["failures", str(tmp_path), str(tmp_path / "act")]) == 0
+    header = next(
+        line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("category")
+    )
+    assert "objects shapes: shapes-rn gradcam" in header and "actions shapes: shapes-rn gradcam" in header
 
 
 def test_failures_refuses_records_it_cannot_place(tmp_path, capsys) -> None:
