@@ -101,13 +101,14 @@ fig-table3:
 	$(RUN) bench actions $(CLIPS) --cam gradcam --baseline shapes-cnn-relations shapes-vit-relations \
 	  --randomized $(GRID) --out out/bench/paper-actions
 fig-single:
-	$(RUN) bench single $(CLIPS) --cam gradcam --grids 256 --seed 0 --no-progress --out out/bench/paper-single
+	$(RUN) bench single $(CLIPS) --cam gradcam --whole-image --grids 256 --seed 0 --no-progress \
+	  --out out/bench/paper-single
 fig-chefer:
 	$(RUN) bench objects --model shapes-vit --cam chefer $(GRID) --out out/bench/paper-chefer
 fig-ceiling:
-	$(RUN) bench objects $(CLIPS) --ceiling $(GRID) --out out/bench/ceiling
+	$(RUN) bench objects $(CLIPS) --ceiling --whole-image $(GRID) --out out/bench/ceiling
 fig-ceiling-real:
-	$(RUN) bench objects --data openimages $(CLIPS) --ceiling $(GRID) --out out/bench/ceiling-real
+	$(RUN) bench objects --data openimages $(CLIPS) --ceiling --whole-image $(GRID) --out out/bench/ceiling-real
 fig-beta-sweep:
 	for b in $(SWEEP); do case " $(SWEEP_B) " in \
 	  *" $$b "*) $(RUN) bench objects $(CLIPS) --baseline shapes-cnn-objects shapes-vit-objects --beta $$b \

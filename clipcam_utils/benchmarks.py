@@ -34,6 +34,7 @@ from .grids import (
     Grid,
     build_action_grids,
     build_grids,
+    cell_origin,
     hicodet_items,
     openimages_items,
     single_image_grids,
@@ -45,6 +46,7 @@ BENCH_KINDS = ("objects", "actions", "single")
 BENCH_DATA = ("shapes", "openimages", "hicodet")
 SHAPES_CELL = 128  # ShapesWorld scenes are 128 px; the tiny CLIPs see the grid at 224 (RN) or 112 (ViT) px
 CEILING = "perfect-map ceiling"  # the method name of `bench --ceiling`'s reference rows
+WHOLE_IMAGE = "whole-image box"  # the method name of `bench --whole-image`'s reference row
 REAL_CELL = 224  # the official code's cell size (four 224-px images in a 448-px grid)
 
 
@@ -126,6 +128,32 @@ def ceiling_saliency_fn(
         for m in maps:
             if m.max() > 0 and m.max() - m.min() <= 1e-6:
                 m[0, 0] = 0.999
+        return maps
+
+    return fn
+
+
+def whole_image_saliency_fn() -> Callable[[Grid, Sequence[int], Sequence[str]], np.ndarray]:
+    """Saliency function of the whole-image reference (`bench --whole-image`): no model, no text.
+
+    Each query's map covers its own image evenly (its cell in a grid), so its box is that image's whole
+    extent, whatever β. The row shows what knowing only which image holds the object scores: its IoU is the
+    ground truth's share of the image. Where the ground truth is large, as in the real Open Images queries, a
+    method's box must beat it to add anything beyond choosing the image. A reference row, never a method.
+    """
+
+    def fn(grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> np.ndarray:
+        width, height = grid.size
+        maps = np.zeros((len(cells), height, width), np.float32)
+        for m, cell in zip(maps, cells, strict=True):
+            if grid.layout == 1:
+                m[:] = 1.0
+                # A constant map reads as "no location" (boxes.threshold_saliency); one pixel just below the
+                # rest keeps the whole image above any β < 0.999.
+                m[0, 0] = 0.999
+            else:
+                x, y = cell_origin(cell, grid.cell_size)
+                m[y : y + grid.cell_size, x : x + grid.cell_size] = 1.0
         return maps
 
     return fn
@@ -375,12 +403,13 @@ class BenchRun:
 def bench_runs(
     models: Sequence[str | ClipModel], cams: Sequence[str], baselines: Sequence[str | Classifier] = (),
     randomized: bool = False, seed: int = 0, protocol: Protocol = PAPER_PROTOCOL, device: str = "cpu",
-    skip_unsupported: bool = False, ceiling: bool = False,
+    skip_unsupported: bool = False, ceiling: bool = False, whole_image: bool = False,
 ) -> list[BenchRun]:  # fmt: skip
     """CLIPCAM for each model x CAM, then the randomized copies (same CAMs), then the baselines.
 
     With `ceiling`, each model also gets the perfect-map ceiling at its geometry (`ceiling_saliency_fn`),
-    scored at the model's β.
+    scored at the model's β. With `whole_image`, one row boxes each query's whole image
+    (`whole_image_saliency_fn`; its box does not depend on β, which is the first model's).
 
     Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects. A
     method that does not apply to a model's image tower is refused (`methods.UnsupportedTowerError`), or
@@ -412,6 +441,10 @@ def bench_runs(
             (gh, gw), (ih, iw) = clip.facts.feature_grid, clip.image_size
             runs.append(BenchRun(CEILING, clip.name, "coverage", beta, ceiling_saliency_fn(clip, protocol),
                                  f"no weights: ground truth on a {gh}x{gw} grid at {ih}x{iw} px"))  # fmt: skip
+    if whole_image:
+        beta = protocol.beta if protocol.beta is not None else (clips[0].default_beta if clips else 0.5)
+        runs.append(BenchRun(WHOLE_IMAGE, "none", "whole", beta, whole_image_saliency_fn(),
+                             "no weights: each query's whole image (its cell in a grid)"))  # fmt: skip
     for b in baselines:
         clf = b if isinstance(b, Classifier) else load_baseline(b)
         beta = clf.default_beta if protocol.beta is None else protocol.beta

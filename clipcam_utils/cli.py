@@ -289,7 +289,8 @@ def cmd_bench(args) -> int:
         raise ValueError(f"no grids could be built ({what}); ask for fewer --grids or give more data")
     # A group skips the (model, method) pairs that do not apply; a method named alone is refused instead.
     runs = bench_runs(args.model, cams, args.baseline, args.randomized, args.seed, protocol, args.device,
-                      skip_unsupported=any(c in groups for c in args.cam), ceiling=args.ceiling)  # fmt: skip
+                      skip_unsupported=any(c in groups for c in args.cam), ceiling=args.ceiling,
+                      whole_image=args.whole_image)  # fmt: skip
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; bench writes a folder of records, so give a folder path")
@@ -474,6 +475,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--ceiling", action="store_true",
                    help="add each model's perfect-map ceiling: the ground truth pooled to its target layer's grid, "
                    "boxed at the same beta: what a map that is never wrong scores at that resolution")  # fmt: skip
+    p.add_argument("--whole-image", action="store_true",
+                   help="add a reference row whose box is each query's whole image (its cell in a grid): what "
+                   "knowing only the right image scores, the ground truth's share of it")  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--fiftyone", default=None, metavar="NAME",

@@ -386,3 +386,25 @@ def test_failures_refuses_records_it_cannot_place(tmp_path, capsys) -> None:
     assert rc == 2 and "holds no bench records" in capsys.readouterr().err
     rc = cli.main(["failures", str(tmp_path / "missing.csv")])
     assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["objects", "single"])
+def test_whole_image_row_boxes_each_querys_image(tmp_path, capsys, kind) -> None:
+    rc, out, err = _bench(capsys, kind, "--grids", "2", "--seed", "1", "--model", "shapes-rn", "--whole-image",
+                          "--out", str(tmp_path))  # fmt: skip
+    assert rc == 0, err
+    assert _row(out, "none")[:3] == ["whole-image", "box", "none"]
+    records = pd.read_csv(tmp_path / f"{kind}-shapes-whole-image-box-none-whole.csv")
+    grids, _ = bench_grids(kind, "shapes", 2, seed=1)
+    assert len(records) == sum(len(g.cells) for g in grids)
+    by_id = {g.grid_id: g for g in grids}
+    for r in records.itertuples():
+        g = by_id[r.grid_id]
+        if g.layout == 1:
+            extent = (0, 0, *g.size)
+        else:
+            x, y = (r.cell % 2) * g.cell_size, (r.cell // 2) * g.cell_size
+            extent = (x, y, x + g.cell_size, y + g.cell_size)
+        assert (r.x1, r.y1, r.x2, r.y2) == extent
+        gt_area = (r.gt_x2 - r.gt_x1) * (r.gt_y2 - r.gt_y1)  # the ground truth lies inside its image
+        assert r.iou == pytest.approx(gt_area / ((extent[2] - extent[0]) * (extent[3] - extent[1])), abs=1e-9)
