@@ -219,9 +219,12 @@ def failure_counts(classified: pd.DataFrame) -> pd.DataFrame:
 def bench_records(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """The records of one `bench --out` run and its settings (the `.json` bench writes beside the CSV).
 
-    Read only: unlike a resumed bench run, nothing is repaired in place. A file with bad or repeated records
-    is refused with a message saying how to repair it.
+    Read only: unlike a resumed bench run, nothing is repaired in place. A file with a bad, repeated or torn
+    line, with no records, or in a folder a bench run is writing now, is refused with what to do.
     """
+    from .evaluation import RECORD_COLUMNS
+    from .runfiles import RunLock, read_records_unchanged
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no records file at {path}; give a CSV that `bench --out <folder>` wrote")
@@ -229,70 +232,82 @@ def bench_records(path: str | Path) -> tuple[pd.DataFrame, dict]:
     if not manifest.is_file():
         raise ValueError(f"{path} has no {manifest.name} beside it, so it is not a bench records file (bench "
                          "writes both); give the records of a `bench --out <folder>` run")  # fmt: skip
+    writer = RunLock(path.parent).writer()
+    if writer is not None:
+        raise ValueError(f"{path.parent} is being written by a bench run ({writer}); wait for it to end")
     try:
         settings = json.loads(manifest.read_text())
-        records = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} or its {manifest.name} cannot be read ({err}); rerun the same bench command "
-                         "with the same --out, which repairs damaged records") from err  # fmt: skip
-    needed = ("kind", "data", "grids", "seed")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{manifest} is not readable JSON ({err}); it records how the run was made, so restore "
+                         "it or rerun the bench command into a fresh --out") from err  # fmt: skip
+    needed = ("kind", "data", "grids", "seed", "protocol")
     if not isinstance(settings, dict) or any(k not in settings for k in needed):
         raise ValueError(f"{manifest} lacks the bench settings {list(needed)}; it was not written by bench")
-    _check_records(records)
-    if records.duplicated(["grid_id", "cell"]).any():
-        raise ValueError(f"{path} holds a query twice; rerun the same bench command with the same --out, which "
-                         "moves the repeats to a quarantine file")  # fmt: skip
-    return records, settings
+    return read_records_unchanged(path, RECORD_COLUMNS), settings
 
 
 def grid_context(grids: Sequence[Grid]) -> dict[tuple[int, int], list[Box]]:
-    """`classify_failures`'s `context`: each cell's other objects (`GridItem.other_boxes`), in grid pixels."""
+    """`classify_failures`'s `context`: each cell's other objects (`GridItem.other_boxes`), in grid pixels.
+
+    A box that lies mostly inside the cell's ground truth is left out: in real annotations it is usually a
+    part or a second label of the queried object (a wheel on a car, a face on a person), and any box that
+    holds the object holds it too, so it could not tell a merge from a hit.
+    """
     from .grids import remap_box
 
     out: dict[tuple[int, int], list[Box]] = {}
     for g in grids:
         for k, item in enumerate(g.items):
-            if item.other_boxes:
-                boxes = item.other_boxes if g.layout == 1 else [remap_box(b, item.size, k, g.cell_size)
-                                                                 for b in item.other_boxes]  # fmt: skip
-                out[(int(g.grid_id), k)] = list(boxes)
+            boxes = [
+                b if g.layout == 1 else remap_box(b, item.size, k, g.cell_size) for b in item.other_boxes
+            ]
+            truth = g.cells[k].boxes
+            boxes = [b for b in boxes if not any(_covered(b, t) >= TaxonomyRules().contain for t in truth)]
+            if boxes:
+                out[(int(g.grid_id), k)] = boxes
     return out
 
 
 def failures_of_run(
     path: str | Path, root: str | Path | None = None, images: str | Path | None = None,
-    rules: TaxonomyRules = TaxonomyRules(),
+    rules: TaxonomyRules = TaxonomyRules(), grids: Sequence[Grid] | None = None,
 ) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """`classify_failures` on a saved bench run, its grids rebuilt from the run's settings.
 
-    The grids are built again with `benchmarks.bench_grids` (seeded, so the same ones); `root`/`images` are the
-    real data the run used. Every record must name the item its grid holds in that cell: records from other
-    data are refused rather than scored against the wrong geometry. The other objects in each cell come from
-    the rebuilt items (`grid_context`): ShapesWorld distractors and Open Images boxes of other classes.
+    The grids are built again with `benchmarks.bench_grids` (seeded, so the same ones; or pass `grids`);
+    `root`/`images` are the real data the run used. Every record must match its rebuilt cell, item and
+    ground truth: records of other data or another generator are refused rather than scored against the
+    wrong geometry. Each cell's other objects come from the rebuilt items (`grid_context`).
     """
     from .benchmarks import bench_grids
+    from .evaluation import Protocol, check_same_items
 
     records, settings = bench_records(path)
-    grids, _ = bench_grids(settings["kind"], settings["data"], int(settings["grids"]), int(settings["seed"]),
-                           root, images)  # fmt: skip
-    items = {(int(g.grid_id), int(c.cell)): c.item_id for g in grids for c in g.cells}
-    for row in records.itertuples(index=False):
-        key = (int(row.grid_id), int(row.cell))
-        if items.get(key) != str(row.item_id):
-            raise ValueError(
-                f"{path}: grid {key[0]} cell {key[1]} is {row.item_id!r} in the records but "
-                f"{items.get(key)!r} in the rebuilt grids; pass the --root/--images that the bench run used"
-            )
+    if grids is None:
+        grids, _ = bench_grids(settings["kind"], settings["data"], int(settings["grids"]), int(settings["seed"]),
+                               root, images)  # fmt: skip
+    cells = {(int(g.grid_id), int(c.cell)) for g in grids for c in g.cells}
+    extra = sorted({(int(r.grid_id), int(r.cell)) for r in records.itertuples()} - cells)
+    real = settings["data"] != "shapes"
+    fix = ("pass the --root/--images that the bench run used" if real else
+           "they were made by another version of the kit; rerun the bench command into a fresh --out")  # fmt: skip
+    if extra:
+        raise ValueError(f"{path}: grid {extra[0][0]} cell {extra[0][1]} is in the records but not in the rebuilt "
+                         f"grids; {fix}")  # fmt: skip
+    check_same_items(records, grids, path, Protocol(**settings["protocol"]), hint=fix, changed_hint=fix)
     return classify_failures(records, grids=grids, context=grid_context(grids), rules=rules), settings
 
 
 def failure_summary(classified: pd.DataFrame) -> dict[str, float]:
-    """Box-size measures of a classified run: median box / ground-truth area, mean ground truth covered."""
+    """Box-size measures over all queries of a classified run (correct ones included): the median box /
+    ground-truth area and the mean share of the ground truth inside the box."""
+    ratio = classified["area_ratio"]
     return {
-        "median box / ground-truth area": float(np.nanmedian(classified["area_ratio"]))
-        if classified["area_ratio"].notna().any() else float("nan"),
-        "ground truth inside the box (mean)": float(classified["gt_covered"].mean()),
-    }  # fmt: skip
+        "median box / ground-truth area, all queries": float(np.nanmedian(ratio))
+        if ratio.notna().any()
+        else np.nan,
+        "ground truth inside the box, mean of all queries": float(classified["gt_covered"].mean()),
+    }
 
 
 def failure_examples(

@@ -345,9 +345,16 @@ def _records_files(paths: list[str]) -> list[Path]:
             found = sorted(f for f in p.glob("*.csv")
                            if not f.name.startswith("summary-") and f.with_suffix(".json").is_file())  # fmt: skip
             if not found:
-                raise FileNotFoundError(
-                    f"{p} holds no bench records (a CSV with its .json); give a bench --out folder"
+                inner = sorted(
+                    {str(f.parent) for f in p.glob("*/**/*.csv") if f.with_suffix(".json").is_file()}
                 )
+                where = (
+                    f"; its subfolders {', '.join(inner[:4])}{', ...' if len(inner) > 4 else ''} do"
+                    if inner
+                    else ""
+                )
+                raise FileNotFoundError(f"{p} holds no bench records (a CSV with its .json){where}: give a bench "
+                                        "--out folder")  # fmt: skip
             files += found
         elif p.exists():
             files.append(p)
@@ -356,41 +363,72 @@ def _records_files(paths: list[str]) -> list[Path]:
     return files
 
 
+def _run_labels(runs: list[tuple[Path, dict]]) -> list[str]:
+    """A column name per run: the model and method (reference rows by their method), the benchmark when
+    runs of several are shown, and for runs that would share a name, the settings that tell them apart."""
+    from .benchmarks import CEILING, WHOLE_IMAGE
+
+    several = len({(s["kind"], s["data"]) for _, s in runs}) > 1
+    labels = []
+    for path, s in runs:
+        model, cam, method = s.get("model", path.stem), s.get("cam", ""), s.get("method", "")
+        label = f"{method} {model if model != 'none' else ''}".strip() if method in (CEILING, WHOLE_IMAGE) \
+            else f"{model} {cam}".strip()  # fmt: skip
+        labels.append(f"{s['kind']} {s['data']}: {label}" if several else label)
+    for name in {n for n in labels if labels.count(n) > 1}:
+        same = [i for i, n in enumerate(labels) if n == name]
+        flat = [{**runs[i][1], **runs[i][1].get("protocol", {})} for i in same]
+        keys = [k for k in ("method", "beta", "seed", "grids", "prompt", "downscale", "centre_disc",
+                            "pixel_union_iou", "raw_mask_iou", "action_gt")
+                if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]  # fmt: skip
+        for i, f in zip(same, flat, strict=True):
+            extra = (
+                ", ".join(f"{k} {f.get(k)}" for k in keys) or f"{runs[i][0].parent.name}/{runs[i][0].name}"
+            )
+            labels[i] = f"{name} ({extra})"
+    return labels
+
+
 def cmd_failures(args) -> int:
     """The failure taxonomy of saved bench runs: how many queries miss, and why (analysis module docstring)."""
     import pandas as pd
 
-    from .analysis import CORRECT, failure_counts, failure_summary, failures_of_run
+    from .analysis import (
+        CORRECT,
+        TaxonomyRules,
+        bench_records,
+        failure_counts,
+        failure_summary,
+        failures_of_run,
+    )
+    from .benchmarks import bench_grids
     from .evaluation import format_table
 
-    runs = [(path, *failures_of_run(path, args.root, args.images)) for path in _records_files(args.records)]
-    # Model names already say CLIP, randomised copy or baseline; add what else tells two columns apart.
-    several_benches = len({(s["kind"], s["data"]) for _, _, s in runs}) > 1
+    runs, built = [], {}
+    for path in _records_files(args.records):
+        settings = bench_records(path)[1]
+        key = (settings["kind"], settings["data"], int(settings["grids"]), int(settings["seed"]))
+        if key not in built:  # runs of one bench share its grids: build (and load real data) once
+            built[key] = bench_grids(*key, args.root, args.images)[0]
+        runs.append((path, *failures_of_run(path, args.root, args.images, grids=built[key])))
     columns, boxes_only = {}, []
-    for path, classified, settings in runs:
-        name = f"{settings.get('model', path.stem)} {settings.get('cam', '')}".strip()
-        if several_benches:
-            name = f"{settings['kind']} {settings['data']}: {name}"
-        if name in columns:
-            name = f"{settings.get('method', '')} {name}".strip()
-        if name in columns:
-            name = f"{name} ({path.parent.name}/{path.name})"
+    for label, (path, classified, settings) in zip(
+        _run_labels([(p, s) for p, _, s in runs]), runs, strict=True
+    ):
         counts = failure_counts(classified).set_index("category")
         col = {"queries": str(len(classified))}
         col |= {c: (f"{int(n)}" if c == CORRECT else f"{int(n)} ({share:.0%})")
                 for c, n, share in zip(counts.index, counts["count"], counts["share"], strict=True)}  # fmt: skip
         col |= {k: f"{v:.2f}" for k, v in failure_summary(classified).items()}
-        columns[name] = col
+        columns[label] = col
         options = settings.get("protocol", {})
         if options.get("pixel_union_iou") or options.get("raw_mask_iou"):
-            boxes_only.append(name)
+            boxes_only.append(label)
         print(f"{path}: {settings['kind']} on {settings['data']}, {settings['grids']} grids, seed {settings['seed']}, "
               f"beta {settings.get('beta')}")  # fmt: skip
     table = pd.DataFrame(columns)  # rows in the order each column was built
-    print(
-        "\nfailure taxonomy: correct at IoU >= 0.5; each miss in the first category that fits, its share of "
-        "the misses in brackets"
-    )
+    print(f"\nfailure taxonomy: correct at IoU >= {TaxonomyRules().iou_threshold}; each miss in the first category "
+          "that fits, its share of the misses in brackets")  # fmt: skip
     print(format_table(table.rename_axis("category").reset_index()))
     if boxes_only:
         print(

@@ -249,7 +249,7 @@ def run_grid_benchmark(
         if path is not None:
             _check_settings(path, beta, protocol)
             previous, done = _done_keys(path)
-            _check_same_items(previous, grids, path, protocol)
+            check_same_items(previous, grids, path, protocol)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnknownWordsWarning)
             return _run_grids(saliency_fn, grids, beta, protocol, path, progress, text_fn, on_result, previous,
@@ -343,11 +343,13 @@ def _run_grids(
     return pd.concat(frames, ignore_index=True) if frames else fresh
 
 
-def _check_same_items(
-    previous: pd.DataFrame, grids: Sequence[Grid], path: Path, protocol: Protocol = PAPER_PROTOCOL
-) -> None:
-    """Refuse to resume from records of other grids: another item in a cell, or the same item with another
-    ground truth (a regenerated scene or a corrected annotation keeps its id but not its box)."""
+def check_same_items(
+    previous: pd.DataFrame, grids: Sequence[Grid], path: Path, protocol: Protocol = PAPER_PROTOCOL,
+    hint: str = "use the same seed and data to resume, or another --out",
+    changed_hint: str = "rerun into another --out (those records are kept)",
+) -> None:  # fmt: skip
+    """Refuse records of other grids: another item in a cell, or the same item with another ground truth (a
+    regenerated scene or a corrected annotation keeps its id but not its box). The hints say what to do."""
     expected = {(g.grid_id, c.cell): c for g in grids for c in g.cells}
     gt_cols = ["gt_x1", "gt_y1", "gt_x2", "gt_y2"]
     for row in previous.itertuples(index=False):
@@ -357,7 +359,7 @@ def _check_same_items(
         if cell.item_id != str(row.item_id):
             raise ValueError(
                 f"{path} holds results for other grids (grid {row.grid_id} cell {row.cell} was {row.item_id}, "
-                f"now {cell.item_id}); use the same seed and data to resume, or another --out"
+                f"now {cell.item_id}); {hint}"
             )
         truth = union_box(protocol.gt_boxes(cell))
         now = np.array(truth if truth is not None else (np.nan,) * 4, dtype=float)
@@ -366,7 +368,7 @@ def _check_same_items(
             raise ValueError(
                 f"{path} holds results for other scenes: grid {row.grid_id} cell {row.cell} ({cell.item_id}) had "
                 f"the ground truth {[round(float(v), 1) for v in before]}, now {[round(float(v), 1) for v in now]} "
-                "(the data or the scene generator changed); rerun into another --out (those records are kept)"
+                f"(the data or the scene generator changed); {changed_hint}"
             )
 
 

@@ -103,6 +103,17 @@ class RunLock:
             f"could not take the lock {self.path}; another run keeps taking it, try again"
         )
 
+    def writer(self) -> str | None:
+        """Who is writing the target now (a live holder, or one on another host that cannot be checked);
+        None when nobody is. For readers, which take no lock."""
+        holder = self._holder()
+        if holder is None:
+            return None
+        pid, host = int(holder.get("pid", -1)), holder.get("host", "")
+        if host == self.owner["host"] and not _alive(pid):
+            return None  # a stale lock of a killed run
+        return f"PID {pid} on {host}, started {holder.get('started', '?')}: {holder.get('command', '?')}"
+
     def _mtime(self) -> float:
         try:
             return self.path.stat().st_mtime
@@ -204,30 +215,66 @@ def read_records(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     was done. A file whose header is not a records header is refused (nothing is changed).
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if not raw.strip():
+    lines, torn = _lines(path)
+    if not lines:
         return pd.DataFrame(columns=list(columns))
-    lines = raw.split(b"\n")
-    torn = lines[-1] != b""  # a complete file ends with a newline
-    if not torn:
-        lines = lines[:-1]
-    try:
-        header_text = lines[0].decode("utf-8")
-        header = next(csv.reader([header_text]))
-    except (UnicodeDecodeError, csv.Error, StopIteration):
-        header = []
     if torn and len(lines) == 1 and ",".join(columns).startswith(lines[0].decode("utf-8", "replace")):
         path.write_bytes(b"")  # killed while writing the header: nothing was recorded yet
         warnings.warn(f"{path}: cut a header torn by a stopped run (no records were in the file)",
                       RecordsRepairedWarning, stacklevel=4)  # fmt: skip
         return pd.DataFrame(columns=list(columns))
+    keep, bad, failed = _scan(path, lines, torn, columns)
+    if bad or failed:
+        _repair(path, keep, bad, len(failed), len(keep) - 1)
+    body = b"\n".join(keep) + b"\n"
+    return pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=[""])
+
+
+def read_records_unchanged(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+    """Every record of a results CSV, failed queries included, checked as `read_records` checks them but
+    read only: a file with a bad, repeated or torn line, or with no records, is refused with what to do.
+    """
+    path = Path(path)
+    lines, torn = _lines(path)
+    if len(lines) <= 1 and not torn:
+        raise ValueError(f"{path} holds no records yet; run the bench command that writes it first")
+    keep, bad, failed = _scan(path, lines, torn, columns)
+    if bad:
+        shown = "; ".join(f"line {n}: {r}" for n, r, _ in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        raise ValueError(f"{path} has {len(bad)} unusable line(s) ({shown}); if a bench run is writing it, wait "
+                         "for it to end, otherwise rerun the same bench command with the same --out, which moves "
+                         "them to a quarantine file")  # fmt: skip
+    body = b"\n".join([*keep, *failed]) + b"\n"
+    return pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=[""])
+
+
+def _lines(path: Path) -> tuple[list[bytes], bool]:
+    """The file's lines (none for an empty file) and whether the last one is torn (no final newline)."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        return [], False
+    lines = raw.split(b"\n")
+    torn = lines[-1] != b""  # a complete file ends with a newline
+    return (lines if torn else lines[:-1]), torn
+
+
+def _scan(
+    path: Path, lines: list[bytes], torn: bool, columns: Sequence[str]
+) -> tuple[list[bytes], list[tuple[int, str, bytes]], list[bytes]]:
+    """Sort a records file's lines: the header and good records, bad lines (number, reason, content), and
+    records of failed queries. A file whose header is not a records header is refused."""
+    try:
+        header_text = lines[0].decode("utf-8")
+        header = next(csv.reader([header_text]))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        header = []
     missing = [c for c in columns if c not in header]
     if missing or (torn and len(lines) == 1):
         raise ValueError(f"{path} line 1 is not a records header (missing columns {missing}), so this is not a "
                          "results file of this benchmark; move it away or choose another --out")  # fmt: skip
     keep: list[bytes] = [lines[0]]
     bad: list[tuple[int, str, bytes]] = []
-    failed = 0
+    failed: list[bytes] = []
     first_line: dict[tuple[int, int], int] = {}
     i = 1
     while i < len(lines):
@@ -266,7 +313,7 @@ def read_records(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
             continue
         key = (int(float(row["grid_id"])), int(float(row["cell"])))
         if row["error"].strip():
-            failed += 1
+            failed.append(chunk)
         elif key in first_line:
             bad.append((number, f"second record of grid {key[0]} cell {key[1]} (first on line {first_line[key]})",
                         chunk))  # fmt: skip
@@ -274,10 +321,7 @@ def read_records(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
             first_line[key] = number
             keep.append(chunk)
         i += used
-    if bad or failed:
-        _repair(path, keep, bad, failed, len(keep) - 1)
-    body = b"\n".join(keep) + b"\n"
-    return pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=[""])
+    return keep, bad, failed
 
 
 def _decoded(lines: list[bytes], start: int, first: str, torn: bool):

@@ -691,9 +691,10 @@ def interaction_items(
             sc = interaction_scene(
                 scene_rng(seed, r_idx * 1000 + k, "interaction-item"), size=size, relation=rel
             )
-            s, o = sc.objects[0], sc.objects[1]
+            s, o = sc.objects[sc.relation.subject], sc.objects[sc.relation.object]
+            others = tuple(x.box for x in sc.objects if x is not s and x is not o)
             out.append(GridItem(f"shapes-rel-{seed}-{r_idx}-{k}", rel, (union_box([s.box, o.box]),), sc.image, sc.size,
-                                rel in seen, group=o.label,
+                                rel in seen, group=o.label, other_boxes=others,
                                 meta={"caption": sc.relation_caption("full"), "subject_box": s.box, "object_box": o.box}))  # fmt: skip
     return out
 

@@ -139,8 +139,15 @@ def test_grid_context_is_each_items_other_objects_in_grid_pixels() -> None:
     assert an.grid_context(grids) == {(0, 3): [(110.0, 110.0, 140.0, 140.0)]}
     out = an.classify_failures(make_records(), grids=grids, context=an.grid_context(grids))
     assert out["category"].tolist() == [c[-1] for c in CASES]
-    # single images keep their own pixels
-    assert an.grid_context(single_image_grids([item])) == {(0, 0): [(10.0, 10.0, 40.0, 40.0)]}
+    # A non-square image: remapped into its square cell, or kept in its own pixels as a single image.
+    wide = GridItem("wide", "red star", ((0.0, 0.0, 50.0, 50.0),), Image.new("RGB", (200, 100)), (200, 100), True,
+                    other_boxes=((100.0, 20.0, 180.0, 60.0),))  # fmt: skip
+    grid = make_grid(5, [*g0.items[:3], wide], CELL)
+    assert an.grid_context([grid])[(5, 3)] == [(150.0, 120.0, 190.0, 160.0)]
+    assert an.grid_context(single_image_grids([wide])) == {(0, 0): [(100.0, 20.0, 180.0, 60.0)]}
+    # A box that lies inside the ground truth (a part, or a second label of the same object) is left out.
+    part = dataclasses.replace(wide, other_boxes=((5.0, 5.0, 45.0, 45.0), (100.0, 20.0, 180.0, 60.0)))
+    assert an.grid_context(single_image_grids([part])) == {(0, 0): [(100.0, 20.0, 180.0, 60.0)]}
 
 
 def test_single_images_have_no_wrong_cell() -> None:

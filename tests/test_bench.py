@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -363,27 +366,54 @@ def test_failures_refuses_records_it_cannot_place(tmp_path, capsys) -> None:
                         "--out", str(tmp_path))  # fmt: skip
     assert rc == 0, err
     csv = tmp_path / "objects-shapes-clipcam-shapes-rn-gradcam.csv"
-    records = pd.read_csv(csv)
-    # Records whose items are not the rebuilt grids' (other data, other seed): refused, not mis-scored.
+    records = pd.read_csv(csv, keep_default_na=False, na_values=[""])
     other = tmp_path / "other"
     other.mkdir()
-    records.assign(item_id="shapes-9-9-9").to_csv(other / csv.name, index=False)
     (other / csv.with_suffix(".json").name).write_bytes(csv.with_suffix(".json").read_bytes())
+    target = other / csv.name
+
+    def refused(frame_or_bytes, message: str) -> None:
+        if isinstance(frame_or_bytes, bytes):
+            target.write_bytes(frame_or_bytes)
+        else:
+            frame_or_bytes.to_csv(target, index=False)
+        before = target.read_bytes()
+        rc = cli.main(["failures", str(other)])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err, err
+        assert target.read_bytes() == before  # read only, whatever is wrong
+
+    # Records of other items, or of the same items with another ground truth (another generator version):
+    # refused, not scored against the wrong geometry.
+    refused(records.assign(item_id="shapes-9-9-9"), "other grids")
+    refused(records.assign(gt_x1=records.gt_x1 + 5), "other scenes")
+    # A query recorded twice, a last line cut by a stopped run, a header without records, a missing column.
+    refused(pd.concat([records, records.iloc[:1]]), "second record of grid 0 cell 0")
+    refused(csv.read_bytes()[:-7], "torn last line")
+    refused(csv.read_bytes().split(b"\n")[0] + b"\n", "no records yet")
+    refused(records.drop(columns=["item_id"]), "not a records header")
+    # A folder that a bench run is writing now.
+    records.to_csv(target, index=False)
+    lock = other / ".clipcam-run.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now",
+                                "command": "bench"}))  # fmt: skip
     rc = cli.main(["failures", str(other)])
-    assert rc == 2 and "rebuilt grids" in capsys.readouterr().err
-    # A query recorded twice: refused with the way to repair it, the file left as it was.
-    doubled = pd.concat([records, records.iloc[:1]])
-    doubled.to_csv(other / csv.name, index=False)
-    before = (other / csv.name).read_bytes()
-    rc = cli.main(["failures", str(other / csv.name)])
-    assert rc == 2 and "same --out" in capsys.readouterr().err
-    assert (other / csv.name).read_bytes() == before
-    # A CSV without bench's settings beside it, and a folder without records.
+    assert rc == 2 and "being written by a bench run" in capsys.readouterr().err
+    lock.unlink()
+    assert cli.main(["failures", str(other)]) == 0
+    capsys.readouterr()
+    # A CSV without bench's settings beside it, a folder without records, a missing path.
     (other / csv.with_suffix(".json").name).unlink()
-    rc = cli.main(["failures", str(other / csv.name)])
+    rc = cli.main(["failures", str(target)])
     assert rc == 2 and "not a bench records file" in capsys.readouterr().err
     rc = cli.main(["failures", str(other)])
     assert rc == 2 and "holds no bench records" in capsys.readouterr().err
+    deep = tmp_path / "deep" / "run"  # records one folder down: named in the message
+    deep.mkdir(parents=True)
+    for f in (csv, csv.with_suffix(".json")):
+        (deep / f.name).write_bytes(f.read_bytes())
+    rc = cli.main(["failures", str(tmp_path / "deep")])
+    assert rc == 2 and f"its subfolders {deep} do" in capsys.readouterr().err
     rc = cli.main(["failures", str(tmp_path / "missing.csv")])
     assert rc == 2 and "not found" in capsys.readouterr().err
 

@@ -111,6 +111,11 @@ def test_benchmark_items() -> None:
     for it in many:  # every object of the scene is either the query's ground truth or a distractor
         assert len(it.boxes) + len(it.other_boxes) == it.meta["objects"]
         assert not set(it.boxes) & set(it.other_boxes)
+    pairs = sw.interaction_items(per_relation=4, seed=0, size=96)
+    assert any(it.other_boxes for it in pairs)
+    for it in pairs:  # the distractors are the scene's objects outside the pair
+        pair = (it.meta["subject_box"], it.meta["object_box"])
+        assert not set(pair) & set(it.other_boxes)
     rel = sw.interaction_items(per_relation=1, seed=0, size=96, relations=["inside"])[0]
     assert rel.boxes == (union_box([rel.meta["subject_box"], rel.meta["object_box"]]),)
 
