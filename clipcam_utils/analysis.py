@@ -43,6 +43,7 @@ from .boxes import Box
 if TYPE_CHECKING:
     import fiftyone as fo
 
+    from .evaluation import Protocol
     from .grids import Grid
 
 CORRECT = "correct"
@@ -246,14 +247,20 @@ def bench_records(path: str | Path) -> tuple[pd.DataFrame, dict]:
     return read_records_unchanged(path, RECORD_COLUMNS), settings
 
 
-def grid_context(grids: Sequence[Grid]) -> dict[tuple[int, int], list[Box]]:
+def grid_context(
+    grids: Sequence[Grid], protocol: Protocol | None = None, rules: TaxonomyRules = TaxonomyRules()
+) -> dict[tuple[int, int], list[Box]]:
     """`classify_failures`'s `context`: each cell's other objects (`GridItem.other_boxes`), in grid pixels.
 
-    A box that lies mostly inside the cell's ground truth is left out: in real annotations it is usually a
-    part or a second label of the queried object (a wheel on a car, a face on a person), and any box that
-    holds the object holds it too, so it could not tell a merge from a hit.
+    A box that lies mostly inside the cell's ground truth (`rules.contain`; the ground truth the `protocol`
+    scores) is left out: in real annotations it is usually a part or a second label of the queried object (a
+    wheel on a car, a face on a person), and any box that holds the object holds it too, so it could not tell
+    a merge from a hit.
     """
+    from .evaluation import PAPER_PROTOCOL
     from .grids import remap_box
+
+    protocol = protocol or PAPER_PROTOCOL
 
     out: dict[tuple[int, int], list[Box]] = {}
     for g in grids:
@@ -261,8 +268,8 @@ def grid_context(grids: Sequence[Grid]) -> dict[tuple[int, int], list[Box]]:
             boxes = [
                 b if g.layout == 1 else remap_box(b, item.size, k, g.cell_size) for b in item.other_boxes
             ]
-            truth = g.cells[k].boxes
-            boxes = [b for b in boxes if not any(_covered(b, t) >= TaxonomyRules().contain for t in truth)]
+            truth = protocol.gt_boxes(g.cells[k])
+            boxes = [b for b in boxes if not any(_covered(b, t) >= rules.contain for t in truth)]
             if boxes:
                 out[(int(g.grid_id), k)] = boxes
     return out
@@ -294,8 +301,10 @@ def failures_of_run(
     if extra:
         raise ValueError(f"{path}: grid {extra[0][0]} cell {extra[0][1]} is in the records but not in the rebuilt "
                          f"grids; {fix}")  # fmt: skip
-    check_same_items(records, grids, path, Protocol(**settings["protocol"]), hint=fix, changed_hint=fix)
-    return classify_failures(records, grids=grids, context=grid_context(grids), rules=rules), settings
+    protocol = Protocol(**settings["protocol"])
+    check_same_items(records, grids, path, protocol, hint=fix, changed_hint=fix)
+    context = grid_context(grids, protocol, rules)
+    return classify_failures(records, grids=grids, context=context, rules=rules), settings
 
 
 def failure_summary(classified: pd.DataFrame) -> dict[str, float]:

@@ -133,13 +133,17 @@ def ceiling_saliency_fn(
     return fn
 
 
-def whole_image_saliency_fn() -> Callable[[Grid, Sequence[int], Sequence[str]], np.ndarray]:
+def whole_image_saliency_fn(
+    protocol: Protocol = PAPER_PROTOCOL,
+) -> Callable[[Grid, Sequence[int], Sequence[str]], np.ndarray]:
     """Saliency function of the whole-image reference (`bench --whole-image`): no model, no text.
 
-    Each query's map covers its own image evenly (its cell in a grid), so its box is that image's whole
-    extent, whatever β. The row shows what knowing only which image holds the object scores: its IoU is the
-    ground truth's share of the image. Where the ground truth is large, as in the real Open Images queries, a
-    method's box must beat it to add anything beyond choosing the image. A reference row, never a method.
+    Each query's map covers its own image evenly (its cell in a grid; under `pixel_union_iou`, every cell of
+    its label, as that protocol scores), so its box is that image's whole extent for any β below 0.999, and
+    its IoU is the ground truth's share of the image. The official centre disc (`centre_disc`) is cut from
+    this map as from any other. The row shows what knowing only which image holds the object scores: where
+    the ground truth is large, as in the real Open Images queries, a method's box must beat it to add
+    anything beyond choosing the image. A reference row, never a method.
     """
 
     def fn(grid: Grid, cells: Sequence[int], texts: Sequence[str]) -> np.ndarray:
@@ -148,12 +152,18 @@ def whole_image_saliency_fn() -> Callable[[Grid, Sequence[int], Sequence[str]], 
         for m, cell in zip(maps, cells, strict=True):
             if grid.layout == 1:
                 m[:] = 1.0
+            else:
+                label = grid.cells[cell].label
+                same = (
+                    [c.cell for c in grid.cells if c.label == label] if protocol.pixel_union_iou else [cell]
+                )
+                for k in same:
+                    x, y = cell_origin(k, grid.cell_size)
+                    m[y : y + grid.cell_size, x : x + grid.cell_size] = 1.0
+            if m.min() == m.max():
                 # A constant map reads as "no location" (boxes.threshold_saliency); one pixel just below the
                 # rest keeps the whole image above any β < 0.999.
                 m[0, 0] = 0.999
-            else:
-                x, y = cell_origin(cell, grid.cell_size)
-                m[y : y + grid.cell_size, x : x + grid.cell_size] = 1.0
         return maps
 
     return fn
@@ -409,7 +419,7 @@ def bench_runs(
 
     With `ceiling`, each model also gets the perfect-map ceiling at its geometry (`ceiling_saliency_fn`),
     scored at the model's β. With `whole_image`, one row boxes each query's whole image
-    (`whole_image_saliency_fn`; its box does not depend on β, which is the first model's).
+    (`whole_image_saliency_fn`; its box does not depend on β, which is 0.5 unless the protocol sets one).
 
     Models and baselines are names (loaded here) or already loaded `ClipModel` / `Classifier` objects. A
     method that does not apply to a model's image tower is refused (`methods.UnsupportedTowerError`), or
@@ -441,9 +451,9 @@ def bench_runs(
             (gh, gw), (ih, iw) = clip.facts.feature_grid, clip.image_size
             runs.append(BenchRun(CEILING, clip.name, "coverage", beta, ceiling_saliency_fn(clip, protocol),
                                  f"no weights: ground truth on a {gh}x{gw} grid at {ih}x{iw} px"))  # fmt: skip
-    if whole_image:
-        beta = protocol.beta if protocol.beta is not None else (clips[0].default_beta if clips else 0.5)
-        runs.append(BenchRun(WHOLE_IMAGE, "none", "whole", beta, whole_image_saliency_fn(),
+    if whole_image:  # its box does not depend on β: a fixed one keeps its records valid whatever the models
+        beta = protocol.beta if protocol.beta is not None else 0.5
+        runs.append(BenchRun(WHOLE_IMAGE, "none", "whole", beta, whole_image_saliency_fn(protocol),
                              "no weights: each query's whole image (its cell in a grid)"))  # fmt: skip
     for b in baselines:
         clf = b if isinstance(b, Classifier) else load_baseline(b)

@@ -377,7 +377,7 @@ def _run_labels(runs: list[tuple[Path, dict]]) -> list[str]:
         labels.append(f"{s['kind']} {s['data']}: {label}" if several else label)
     for name in {n for n in labels if labels.count(n) > 1}:
         same = [i for i, n in enumerate(labels) if n == name]
-        flat = [{**runs[i][1], **runs[i][1].get("protocol", {})} for i in same]
+        flat = [{**runs[i][1].get("protocol", {}), **runs[i][1]} for i in same]  # the run's own β wins
         keys = [k for k in ("method", "beta", "seed", "grids", "prompt", "downscale", "centre_disc",
                             "pixel_union_iou", "raw_mask_iou", "action_gt")
                 if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]  # fmt: skip
@@ -386,6 +386,9 @@ def _run_labels(runs: list[tuple[Path, dict]]) -> list[str]:
                 ", ".join(f"{k} {f.get(k)}" for k in keys) or f"{runs[i][0].parent.name}/{runs[i][0].name}"
             )
             labels[i] = f"{name} ({extra})"
+    for i, name in enumerate(labels):  # still alike (e.g. same settings in two folders): the full path
+        if labels.count(name) > 1:
+            labels[i] = f"{name} [{runs[i][0]}]"
     return labels
 
 
@@ -514,8 +517,8 @@ def add_bench_parser(sub) -> None:
                    help="add each model's perfect-map ceiling: the ground truth pooled to its target layer's grid, "
                    "boxed at the same beta: what a map that is never wrong scores at that resolution")  # fmt: skip
     p.add_argument("--whole-image", action="store_true",
-                   help="add a reference row whose box is each query's whole image (its cell in a grid): what "
-                   "knowing only the right image scores, the ground truth's share of it")  # fmt: skip
+                   help="add a reference row whose box is each query's whole image (its cell in a grid; every cell "
+                   "of its label under --pixel-union-iou), no model: what knowing only the right image scores")  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--fiftyone", default=None, metavar="NAME",

@@ -72,10 +72,13 @@ class RunLock:
                       "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": _command()}  # fmt: skip
 
     def _holder(self) -> dict | None:
+        """The lock's owner record; None when there is none or it is unreadable (no positive integer pid)."""
         try:
-            return json.loads(self.path.read_text())
+            holder = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return None
+        pid = holder.get("pid") if isinstance(holder, dict) else None
+        return holder if isinstance(pid, int) and pid > 0 else None
 
     def acquire(self) -> RunLock:
         """Take the lock or raise RuntimeError naming the run that holds it."""
@@ -109,7 +112,7 @@ class RunLock:
         holder = self._holder()
         if holder is None:
             return None
-        pid, host = int(holder.get("pid", -1)), holder.get("host", "")
+        pid, host = holder["pid"], holder.get("host", "")
         if host == self.owner["host"] and not _alive(pid):
             return None  # a stale lock of a killed run
         return f"PID {pid} on {host}, started {holder.get('started', '?')}: {holder.get('command', '?')}"
@@ -236,16 +239,24 @@ def read_records_unchanged(path: str | Path, columns: Sequence[str]) -> pd.DataF
     """
     path = Path(path)
     lines, torn = _lines(path)
-    if len(lines) <= 1 and not torn:
-        raise ValueError(f"{path} holds no records yet; run the bench command that writes it first")
+    if len(lines) <= 1:
+        cut = " (its header was cut: the run that created it was stopped)" if torn else ""
+        raise ValueError(f"{path} holds no records yet{cut}; run the bench command that writes it first")
     keep, bad, failed = _scan(path, lines, torn, columns)
     if bad:
         shown = "; ".join(f"line {n}: {r}" for n, r, _ in bad[:3]) + ("; ..." if len(bad) > 3 else "")
         raise ValueError(f"{path} has {len(bad)} unusable line(s) ({shown}); if a bench run is writing it, wait "
                          "for it to end, otherwise rerun the same bench command with the same --out, which moves "
                          "them to a quarantine file")  # fmt: skip
-    body = b"\n".join([*keep, *failed]) + b"\n"
-    return pd.read_csv(io.BytesIO(body), keep_default_na=False, na_values=[""])
+    frame = pd.read_csv(
+        io.BytesIO(b"\n".join([*keep, *failed]) + b"\n"), keep_default_na=False, na_values=[""]
+    )
+    twice = frame[frame.duplicated(["grid_id", "cell"], keep=False)]
+    if len(twice):  # a failed query next to another record of the same cell
+        raise ValueError(f"{path} holds grid {int(twice.grid_id.iloc[0])} cell {int(twice.cell.iloc[0])} twice (a "
+                         "failed query and another record); rerun the same bench command with the same --out, "
+                         "which keeps one")  # fmt: skip
+    return frame
 
 
 def _lines(path: Path) -> tuple[list[bytes], bool]:

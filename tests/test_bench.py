@@ -389,6 +389,9 @@ def test_failures_refuses_records_it_cannot_place(tmp_path, capsys) -> None:
     refused(records.assign(gt_x1=records.gt_x1 + 5), "other scenes")
     # A query recorded twice, a last line cut by a stopped run, a header without records, a missing column.
     refused(pd.concat([records, records.iloc[:1]]), "second record of grid 0 cell 0")
+    refused(
+        pd.concat([records, records.iloc[:1].assign(error="RuntimeError: out of memory")]), "cell 0 twice"
+    )
     refused(csv.read_bytes()[:-7], "torn last line")
     refused(csv.read_bytes().split(b"\n")[0] + b"\n", "no records yet")
     refused(records.drop(columns=["item_id"]), "not a records header")
@@ -399,6 +402,9 @@ def test_failures_refuses_records_it_cannot_place(tmp_path, capsys) -> None:
                                 "command": "bench"}))  # fmt: skip
     rc = cli.main(["failures", str(other)])
     assert rc == 2 and "being written by a bench run" in capsys.readouterr().err
+    for unreadable in ('{"host": "x"}', "[1]", "{"):  # a lock nobody can hold is no writer
+        lock.write_text(unreadable)
+        assert cli.main(["failures", str(other)]) == 0, capsys.readouterr().err
     lock.unlink()
     assert cli.main(["failures", str(other)]) == 0
     capsys.readouterr()
@@ -438,3 +444,21 @@ def test_whole_image_row_boxes_each_querys_image(tmp_path, capsys, kind) -> None
         assert (r.x1, r.y1, r.x2, r.y2) == extent
         gt_area = (r.gt_x2 - r.gt_x1) * (r.gt_y2 - r.gt_y1)  # the ground truth lies inside its image
         assert r.iou == pytest.approx(gt_area / ((extent[2] - extent[0]) * (extent[3] - extent[1])), abs=1e-9)
+
+
+@pytest.mark.skipif(not OI_ROOT.exists(), reason=f"real Open Images subset not found at {OI_ROOT}")
+def test_whole_image_row_under_pixel_union_covers_every_cell_of_the_label(tmp_path, capsys) -> None:
+    """The real subset has two classes, so labels repeat within a grid: the pixel-union protocol scores a
+    query against every cell of its label, and the whole-image row boxes all of them."""
+    from clipcam_utils.boxes import boxes_to_mask
+
+    rc, _, err = _bench(capsys, "objects", "--data", "openimages", "--grids", "2", "--model", "shapes-rn",
+                        "--whole-image", "--pixel-union-iou", "--out", str(tmp_path))  # fmt: skip
+    assert rc == 0, err
+    records = pd.read_csv(tmp_path / "objects-openimages-whole-image-box-none-whole.csv")
+    grids = {g.grid_id: g for g in bench_grids("objects", "openimages", 2, seed=0)[0]}
+    for r in records.itertuples():
+        g = grids[r.grid_id]
+        same = [c for c in g.cells if c.label == g.cells[r.cell].label]
+        truth = boxes_to_mask([b for c in same for b in c.boxes], g.size)
+        assert r.iou == pytest.approx(truth.sum() / (len(same) * g.cell_size**2), abs=1e-6)
